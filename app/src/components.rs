@@ -1,0 +1,5 @@
+//! Components rendered the same way on the server and inside islands.
+
+mod session_state_badge;
+
+pub use session_state_badge::{shorten_for_tooltip, SessionStateBadge, TOOLTIP_MAX_CHARS};

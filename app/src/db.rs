@@ -1,0 +1,174 @@
+//! The database: connection pool, SQLite settings, embedded migrations, and
+//! the bridge that keeps blocking Diesel calls off the async runtime.
+//!
+//! SQLite specifics live here and in `migrations/` only; queries elsewhere
+//! stay portable so a PostgreSQL backend can follow.
+
+pub mod schema;
+
+use crate::error::AppError;
+use diesel::{
+    connection::SimpleConnection,
+    r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection},
+    result::Error as DieselError,
+    sqlite::SqliteConnection,
+};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// The migrations in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failure below the domain: opening, migrating or querying the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("cannot migrate the database: {0}")]
+    Migration(String),
+    #[error("database query failed: {0}")]
+    Query(#[from] DieselError),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl From<DbError> for AppError {
+    fn from(err: DbError) -> Self {
+        tracing::error!(error = %err, "database error");
+        AppError::Internal("the database could not complete the request; see the server log".into())
+    }
+}
+
+impl From<DieselError> for AppError {
+    fn from(err: DieselError) -> Self {
+        DbError::from(err).into()
+    }
+}
+
+/// Applies the per-connection settings a server needs: wait for writers
+/// instead of failing, enforce foreign keys, and WAL with NORMAL sync
+/// (survives a process crash; only an OS crash can drop the last commits).
+#[derive(Debug, Clone, Copy)]
+struct SqliteSettings;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettings {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; \
+             PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+            BUSY_TIMEOUT.as_millis()
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// A handle on the database, cheap to clone and share between requests.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager<SqliteConnection>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("state", &self.pool.state()).finish()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the SQLite database at `url` and runs any
+    /// pending migrations. `url` is a file path, optionally prefixed `sqlite://`.
+    pub fn open(url: &str) -> Result<Self, DbError> {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let pool = Pool::builder()
+            .max_size(8)
+            .connection_customizer(Box::new(SqliteSettings))
+            .build(ConnectionManager::<SqliteConnection>::new(path))?;
+        let db = Self { pool };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&self) -> Result<(), DbError> {
+        let mut conn = self.conn()?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map_err(|err| DbError::Migration(err.to_string()))?;
+        Ok(())
+    }
+
+    /// A pooled connection, for blocking code (startup, tests).
+    pub fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs blocking database work on the blocking thread pool, so the async
+    /// runtime never waits on SQLite.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|err| DbError::Task(err.to_string()))?
+    }
+}
+
+/// Milliseconds since the Unix epoch: how every timestamp is stored.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Stores a text enum (`as_str` + `FromStr`) in a TEXT column on any backend.
+/// Text the enum does not know is a deserialisation error naming the value.
+macro_rules! text_sql_type {
+    ($ty:ty) => {
+        impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $ty
+        where
+            DB: diesel::backend::Backend,
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = String::from_sql(bytes)?;
+                Ok(text.parse::<$ty>()?)
+            }
+        }
+
+        impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for $ty
+        where
+            DB: diesel::backend::Backend,
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+        {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, DB>,
+            ) -> diesel::serialize::Result {
+                self.as_str().to_sql(out)
+            }
+        }
+    };
+}
+pub(crate) use text_sql_type;

@@ -1,0 +1,72 @@
+//! agentdeck's shared crate: the session state model, its badge, the pages
+//! and the server functions. Compiled with `ssr` for the server and with
+//! `hydrate` for the browser; server-only code sits behind `ssr`.
+
+pub mod agent;
+pub mod components;
+#[cfg(feature = "ssr")]
+pub mod db;
+pub mod error;
+pub mod pages;
+pub mod project;
+pub mod session;
+pub mod session_state;
+
+pub use components::SessionStateBadge;
+pub use session_state::SessionState;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+use pages::{NotFound, ProjectsPage, SessionsPage};
+
+/// The HTML document around every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="data:," />
+                <link rel="stylesheet" href="/pkg/agentdeck.css" />
+                <HydrationScripts options islands=true />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The routes. Pages wait for their data before the response starts
+/// (`SsrMode::Async`), so a missing project is a real HTTP 404.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="agentdeck" />
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">
+                    "agentdeck"
+                </a>
+            </header>
+            <main class="container">
+                <Routes fallback=|| view! { <NotFound /> }>
+                    <Route path=path!("/") view=ProjectsPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/projects/:project_id/sessions")
+                        view=SessionsPage
+                        ssr=SsrMode::Async
+                    />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,0 +1,88 @@
+//! `/`: the projects list and the "Add project" form.
+
+use super::ErrorPage;
+use crate::project::{list_projects, AddProject, Project};
+use leptos::{html, prelude::*};
+use leptos_meta::Title;
+
+#[component]
+pub fn ProjectsPage() -> impl IntoView {
+    view! {
+        <Title text="Projects · agentdeck" />
+        <h1>"Projects"</h1>
+        <Suspense fallback=|| view! { <p class="loading">"Loading projects…"</p> }>
+            {move || Suspend::new(async move {
+                match list_projects().await {
+                    Ok(projects) => view! { <ProjectsPanel projects /> }.into_any(),
+                    Err(err) => view! { <ErrorPage err /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The form and the list it adds to. Without JavaScript the form posts and
+/// the page reloads; once hydrated, new projects appear in place.
+#[island]
+fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
+    let projects = RwSignal::new(projects);
+    let add = ServerAction::<AddProject>::new();
+    let form = NodeRef::<html::Form>::new();
+    Effect::new(move || {
+        if let Some(Ok(project)) = add.value().get() {
+            projects.update(|list| {
+                if !list.iter().any(|p| p.id == project.id) {
+                    list.push(project);
+                    list.sort_by(|a, b| a.name.cmp(&b.name));
+                }
+            });
+            if let Some(form) = form.get_untracked() {
+                form.reset();
+            }
+        }
+    });
+    let error = move || add.value().get().and_then(Result::err).map(|err| err.to_string());
+
+    view! {
+        <section class="card">
+            <h2>"Add project"</h2>
+            <ActionForm action=add node_ref=form>
+                <div class="fields">
+                    <label class="field grow">
+                        <span>"Project path"</span>
+                        <input
+                            name="path"
+                            required
+                            placeholder="/home/me/code/my-app"
+                            autocomplete="off"
+                            spellcheck="false"
+                        />
+                    </label>
+                    <label class="field">
+                        <span>"Project name"</span>
+                        <input name="name" placeholder="optional" autocomplete="off" />
+                    </label>
+                    <button type="submit" class="primary" disabled=move || add.pending().get()>
+                        "Add project"
+                    </button>
+                </div>
+                {move || error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+            </ActionForm>
+        </section>
+        <section>
+            <Show
+                when=move || projects.with(|list| !list.is_empty())
+                fallback=|| view! { <p class="empty">"No projects yet. Add a directory above to start."</p> }
+            >
+                <ul class="project-list" aria-label="Projects">
+                    <For each=move || projects.get() key=|project| project.id let:project>
+                        <li>
+                            <a href=project.sessions_url()>{project.name.clone()}</a>
+                            <code class="path">{project.path.clone()}</code>
+                        </li>
+                    </For>
+                </ul>
+            </Show>
+        </section>
+    }
+}

@@ -1,0 +1,43 @@
+//! Projects: directories on disk that agent sessions run in.
+
+#[cfg(feature = "ssr")]
+pub mod store;
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A project as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "ssr",
+    derive(diesel::Queryable, diesel::Selectable, diesel::Identifiable)
+)]
+#[cfg_attr(feature = "ssr", diesel(table_name = crate::db::schema::projects))]
+pub struct Project {
+    pub id: i32,
+    pub name: String,
+    /// Canonical absolute path of the project directory.
+    pub path: String,
+    pub created_at: i64,
+}
+
+impl Project {
+    /// Where the project's sessions are listed.
+    pub fn sessions_url(&self) -> String {
+        format!("/projects/{}/sessions", self.id)
+    }
+}
+
+/// All projects, by name.
+#[server(prefix = "/rpc", endpoint = "list_projects")]
+pub async fn list_projects() -> Result<Vec<Project>, AppError> {
+    crate::error::with_status(store::list(&expect_context()).await)
+}
+
+/// Adds a project for an existing directory. `name` defaults to the
+/// directory's own name.
+#[server(prefix = "/rpc", endpoint = "add_project")]
+pub async fn add_project(path: String, name: Option<String>) -> Result<Project, AppError> {
+    crate::error::with_status(store::add(&expect_context(), &path, name.as_deref()).await)
+}

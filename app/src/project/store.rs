@@ -1,0 +1,126 @@
+//! Project persistence and validation.
+
+use super::Project;
+use crate::{
+    db::{now_millis, schema::projects, Db},
+    error::AppError,
+};
+use diesel::{
+    prelude::*,
+    result::{DatabaseErrorKind, Error as DieselError},
+};
+use std::path::{Path, PathBuf};
+
+/// Longest project or session name accepted.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// All projects, by name.
+pub async fn list(db: &Db) -> Result<Vec<Project>, AppError> {
+    db.run(|conn| {
+        projects::table
+            .select(Project::as_select())
+            .order((projects::name.asc(), projects::id.asc()))
+            .load(conn)
+            .map_err(AppError::from)
+    })
+    .await
+}
+
+/// One project, or `NotFound`.
+pub async fn get(db: &Db, id: i32) -> Result<Project, AppError> {
+    db.run(move |conn| find(conn, id)).await
+}
+
+/// Looks a project up on an open connection.
+pub fn find(conn: &mut SqliteConnection, id: i32) -> Result<Project, AppError> {
+    projects::table
+        .find(id)
+        .select(Project::as_select())
+        .first(conn)
+        .optional()
+        .map_err(AppError::from)?
+        .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))
+}
+
+/// Adds a project for the directory at `raw_path` (absolute, or starting
+/// with `~`). The path is canonicalised, so two spellings of one directory
+/// are one project.
+pub async fn add(db: &Db, raw_path: &str, name: Option<&str>) -> Result<Project, AppError> {
+    let path = canonical_directory(raw_path)?;
+    let path_text = path
+        .to_str()
+        .ok_or_else(|| AppError::Invalid(format!("{} is not valid UTF-8", path.display())))?
+        .to_owned();
+    let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(name) => validate_name(name, "Project name")?,
+        None => path
+            .file_name()
+            .map_or_else(|| path_text.clone(), |n| n.to_string_lossy().into_owned()),
+    };
+    db.run(move |conn| {
+        diesel::insert_into(projects::table)
+            .values((
+                projects::name.eq(&name),
+                projects::path.eq(&path_text),
+                projects::created_at.eq(now_millis()),
+            ))
+            .returning(Project::as_returning())
+            .get_result(conn)
+            .map_err(|err| match err {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    AppError::Conflict(format!("a project for {path_text} already exists"))
+                }
+                other => other.into(),
+            })
+    })
+    .await
+}
+
+/// Trims and bounds a user-given name.
+pub fn validate_name(raw: &str, what: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(AppError::Invalid(format!("{what} is required")));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(AppError::Invalid(format!(
+            "{what} is too long: at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// Resolves a user-typed path to an existing directory's canonical form.
+fn canonical_directory(raw: &str) -> Result<PathBuf, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(AppError::Invalid("Project path is required".into()));
+    }
+    let expanded = expand_home(raw);
+    if !expanded.is_absolute() {
+        return Err(AppError::Invalid(format!(
+            "Project path must be absolute (start with / or ~): {raw}"
+        )));
+    }
+    let canonical = expanded.canonicalize().map_err(|err| {
+        AppError::Invalid(match err.kind() {
+            std::io::ErrorKind::NotFound => format!("No directory at {raw}"),
+            _ => format!("Cannot open {raw}: {err}"),
+        })
+    })?;
+    if !canonical.is_dir() {
+        return Err(AppError::Invalid(format!("{raw} is a file, not a directory")));
+    }
+    Ok(canonical)
+}
+
+fn expand_home(raw: &str) -> PathBuf {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    match raw.strip_prefix('~') {
+        Some("") => home().unwrap_or_else(|| PathBuf::from(raw)),
+        Some(rest) if rest.starts_with('/') => home()
+            .map(|h| h.join(rest.trim_start_matches('/')))
+            .unwrap_or_else(|| PathBuf::from(raw)),
+        _ => Path::new(raw).to_owned(),
+    }
+}

@@ -1,0 +1,107 @@
+//! Session persistence. State changes are not made here: they belong to the
+//! single state writer that comes with agent runs.
+
+use super::{ProjectSessions, Session};
+use crate::{
+    agent::AgentKind,
+    db::{now_millis, schema::sessions, Db},
+    error::AppError,
+    project::store::{find as find_project, validate_name},
+    session_state::SessionState,
+};
+use diesel::prelude::*;
+
+/// A project and its sessions, newest first.
+pub async fn list_for_project(db: &Db, project_id: i32) -> Result<ProjectSessions, AppError> {
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            let project = find_project(conn, project_id)?;
+            let sessions = sessions::table
+                .filter(sessions::project_id.eq(project_id))
+                .order((sessions::updated_at.desc(), sessions::id.desc()))
+                .select(Session::as_select())
+                .load(conn)?;
+            Ok(ProjectSessions { project, sessions })
+        })
+    })
+    .await
+}
+
+/// One session, or `NotFound`.
+pub async fn get(db: &Db, session_id: &str) -> Result<Session, AppError> {
+    let id = session_id.to_owned();
+    db.run(move |conn| find(conn, &id)).await
+}
+
+/// Looks a session up on an open connection.
+pub fn find(conn: &mut SqliteConnection, session_id: &str) -> Result<Session, AppError> {
+    sessions::table
+        .find(session_id)
+        .select(Session::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| not_found(session_id))
+}
+
+/// Creates a session: `idle` with no error message (seed: createSession).
+pub async fn create(
+    db: &Db,
+    project_id: i32,
+    name: &str,
+    agent: AgentKind,
+) -> Result<Session, AppError> {
+    let name = validate_name(name, "Session name")?;
+    db.run(move |conn| {
+        conn.immediate_transaction(|conn| {
+            find_project(conn, project_id)?;
+            let now = now_millis();
+            let session = Session {
+                id: uuid::Uuid::new_v4().to_string(),
+                project_id,
+                name,
+                agent,
+                state: SessionState::Idle,
+                error_message: None,
+                created_at: now,
+                updated_at: now,
+                state_changed_at: now,
+            };
+            diesel::insert_into(sessions::table)
+                .values(&session)
+                .execute(conn)?;
+            Ok(session)
+        })
+    })
+    .await
+}
+
+/// Renames a session.
+pub async fn rename(db: &Db, session_id: &str, name: &str) -> Result<Session, AppError> {
+    let name = validate_name(name, "Session name")?;
+    let id = session_id.to_owned();
+    db.run(move |conn| {
+        diesel::update(sessions::table.find(&id))
+            .set((sessions::name.eq(&name), sessions::updated_at.eq(now_millis())))
+            .returning(Session::as_returning())
+            .get_result(conn)
+            .optional()?
+            .ok_or_else(|| not_found(&id))
+    })
+    .await
+}
+
+/// Deletes a session; returns its id.
+pub async fn delete(db: &Db, session_id: &str) -> Result<String, AppError> {
+    let id = session_id.to_owned();
+    db.run(move |conn| {
+        match diesel::delete(sessions::table.find(&id)).execute(conn)? {
+            0 => Err(not_found(&id)),
+            _ => Ok(id),
+        }
+    })
+    .await
+}
+
+fn not_found(session_id: &str) -> AppError {
+    AppError::NotFound(format!("session {session_id} does not exist"))
+}

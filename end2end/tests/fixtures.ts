@@ -1,0 +1,218 @@
+import { test as base, expect, type Page } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+/** The release binary that `cargo leptos build --release` produces. */
+export const AGENTDECK_BIN =
+  process.env.AGENTDECK_BIN || path.resolve(__dirname, '../../target/release/agentdeck');
+
+/** The built site (pkg/ with the JS, WASM and CSS). */
+export const AGENTDECK_SITE_ROOT =
+  process.env.AGENTDECK_SITE_ROOT || path.resolve(__dirname, '../../target/site');
+
+const READY_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 5_000;
+/** Keep at most this much of a server's stderr for error messages. */
+const STDERR_KEEP_CHARS = 64 * 1024;
+const READY_LINE = /agentdeck listening on (http:\/\/\S+)/;
+
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:41234 (no trailing slash). */
+  url: string;
+  /** The SQLite file the server uses. */
+  dbPath: string;
+  /** The directory holding dbPath. */
+  dataDir: string;
+  process: ChildProcess;
+  /** Everything the server wrote to stderr so far (the tail, if long). */
+  stderr(): string;
+  /** SIGTERM, wait for exit; SIGKILL if still running after 5 s. */
+  stop(): Promise<void>;
+}
+
+// Servers still running when this worker exits are killed, so a crashed test
+// run never leaves an agentdeck process behind.
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** A fresh empty directory under the system temp dir (its real path). */
+export function makeTempDir(prefix = 'agentdeck-e2e-'): string {
+  return fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
+}
+
+/**
+ * Starts `agentdeck serve --port 0 --database-url <dbPath>` and resolves once
+ * it prints its URL. Without `dbPath`, the database is a new file in a new
+ * temp directory.
+ */
+export async function startServer(opts: { dbPath?: string } = {}): Promise<RunningServer> {
+  if (!fs.existsSync(AGENTDECK_BIN)) {
+    throw new Error(
+      `agentdeck binary not found at ${AGENTDECK_BIN}: build it with ` +
+        '`cargo leptos build --release` at the workspace root, or set AGENTDECK_BIN',
+    );
+  }
+  const ownsDataDir = !opts.dbPath;
+  const dataDir = opts.dbPath ? path.dirname(path.resolve(opts.dbPath)) : makeTempDir();
+  const dbPath = opts.dbPath ? path.resolve(opts.dbPath) : path.join(dataDir, 'agentdeck.db');
+
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (!env.AGENTDECK_SITE_ROOT) env.AGENTDECK_SITE_ROOT = AGENTDECK_SITE_ROOT;
+
+  const child = spawn(AGENTDECK_BIN, ['serve', '--port', '0', '--database-url', dbPath], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
+    stderr += chunk;
+    if (stderr.length > STDERR_KEEP_CHARS) stderr = stderr.slice(-STDERR_KEEP_CHARS);
+  });
+
+  let exited = child.exitCode !== null || child.signalCode !== null;
+  const exitPromise = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true;
+      running.delete(child);
+      resolve();
+    });
+  });
+
+  const ready = new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    let settled = false;
+    const finish = (err: Error | null, value?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(
+        new Error(
+          `agentdeck did not print its URL within ${READY_TIMEOUT_MS / 1000} s.\n` +
+            `stdout:\n${stdout}\nstderr:\n${stderr}`,
+        ),
+      );
+    }, READY_TIMEOUT_MS);
+    child.stdout!.setEncoding('utf8');
+    // Keep reading stdout for the server's whole life so its pipe never fills.
+    child.stdout!.on('data', (chunk: string) => {
+      if (settled) return;
+      stdout += chunk;
+      const match = READY_LINE.exec(stdout);
+      if (match) finish(null, match[1].replace(/\/+$/, ''));
+    });
+    child.once('error', (err) => finish(new Error(`cannot start ${AGENTDECK_BIN}: ${err.message}`)));
+    child.once('exit', (code, signal) => {
+      // Let the last stderr chunks arrive before reporting.
+      setImmediate(() =>
+        finish(
+          new Error(
+            `agentdeck exited before it was ready (code ${code}, signal ${signal}).\n` +
+              `stdout:\n${stdout}\nstderr:\n${stderr}`,
+          ),
+        ),
+      );
+    });
+  });
+
+  let url: string;
+  try {
+    url = await ready;
+  } catch (err) {
+    if (ownsDataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const stop = async (): Promise<void> => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (!exited) child.kill('SIGKILL');
+    }, STOP_GRACE_MS);
+    await exitPromise;
+    clearTimeout(timer);
+  };
+
+  return { url, dbPath, dataDir, process: child, stderr: () => stderr, stop };
+}
+
+// Project directories made by this worker, removed when the worker ends.
+const madeDirs: string[] = [];
+
+/**
+ * Creates a directory named `name` inside a new temp directory and returns
+ * its real path, ready to be added as a project (its basename is `name`).
+ */
+export function makeProjectDir(name: string): string {
+  const parent = makeTempDir('agentdeck-e2e-proj-');
+  madeDirs.push(parent);
+  const dir = path.join(parent, name);
+  fs.mkdirSync(dir);
+  return fs.realpathSync(dir);
+}
+
+let counter = 0;
+/** A name no other test in this run uses: `${prefix}-<random>`. */
+export function uniqueName(prefix: string): string {
+  counter += 1;
+  const random = Math.random().toString(36).slice(2, 8);
+  return `${prefix}-${process.pid.toString(36)}${counter}${random}`;
+}
+
+/**
+ * Navigates to `url` and waits until the page's islands are hydrated: the
+ * island script has loaded the app's JS module (it then defines
+ * `window.__hydrateIsland`) and the network has gone quiet, so the WASM has
+ * been fetched and run too.
+ */
+export async function gotoHydrated(page: Page, url: string) {
+  const response = await page.goto(url);
+  await waitForHydration(page);
+  return response;
+}
+
+/** See {@link gotoHydrated}; for pages reached by clicking a link. */
+export async function waitForHydration(page: Page) {
+  await page.waitForLoadState('networkidle');
+  await page.waitForFunction(() => typeof (window as any).__hydrateIsland === 'function');
+  await page.waitForLoadState('networkidle');
+}
+
+export const test = base.extend<{}, { server: RunningServer }>({
+  // One fresh server and database per worker.
+  server: [
+    async ({}, use) => {
+      const server = await startServer();
+      try {
+        await use(server);
+      } finally {
+        await server.stop();
+        fs.rmSync(server.dataDir, { recursive: true, force: true });
+        for (const dir of madeDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    { scope: 'worker', timeout: 60_000 },
+  ],
+  baseURL: async ({ server }, use) => {
+    await use(server.url);
+  },
+});
+
+export { expect };

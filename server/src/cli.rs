@@ -1,0 +1,111 @@
+//! The command line: `agentdeck serve` and its settings, each also readable
+//! from an `AGENTDECK_*` environment variable.
+
+use clap::{Args, Parser, Subcommand};
+use std::{net::IpAddr, path::PathBuf};
+
+/// A live dashboard for coding-agent sessions.
+#[derive(Debug, Parser)]
+#[command(name = "agentdeck", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web dashboard.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. The server runs commands for whoever can reach
+    /// it, so it listens on loopback only unless told otherwise.
+    #[arg(long, env = "AGENTDECK_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Port to listen on; 0 picks a free one (the URL is printed at start).
+    #[arg(long, env = "AGENTDECK_PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// SQLite database file, created with its directory if missing
+    /// [default: <data dir>/agentdeck/agentdeck.db, e.g. ~/.local/share/agentdeck/agentdeck.db].
+    #[arg(long, env = "AGENTDECK_DATABASE_URL", value_name = "PATH")]
+    pub database_url: Option<String>,
+
+    /// Directory holding the built site (`pkg/` with the WASM, JS and CSS)
+    /// [default: `site/` beside the binary's directory, i.e. target/site].
+    #[arg(long, env = "AGENTDECK_SITE_ROOT", value_name = "DIR")]
+    pub site_root: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The database location: the flag, or the per-user data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("agentdeck")
+                .join("agentdeck.db")
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    /// The site directory: the flag, or `../site` relative to the binary
+    /// (cargo-leptos puts the binary in `target/<profile>/` and the site in
+    /// `target/site`), or `target/site` under the working directory.
+    pub fn site_root(&self) -> PathBuf {
+        if let Some(root) = &self.site_root {
+            return root.clone();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.join("site")))
+            .filter(|site| site.join("pkg").is_dir())
+            .unwrap_or_else(|| PathBuf::from("target/site"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults_to_loopback_port_3000() {
+        let cli = Cli::try_parse_from(["agentdeck", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.bind.to_string(), "127.0.0.1");
+        assert_eq!(args.port, 3000);
+        assert!(args.database_url().ends_with("agentdeck.db"));
+    }
+
+    #[test]
+    fn help_explains_every_flag_and_its_environment_variable() {
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for needle in [
+            "--bind",
+            "AGENTDECK_BIND",
+            "127.0.0.1",
+            "--port",
+            "AGENTDECK_PORT",
+            "--database-url",
+            "AGENTDECK_DATABASE_URL",
+            "--site-root",
+        ] {
+            assert!(help.contains(needle), "help lacks {needle}:\n{help}");
+        }
+    }
+}

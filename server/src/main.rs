@@ -1,0 +1,98 @@
+//! `agentdeck`: the server binary. Reads the command line, opens the
+//! database, and serves the dashboard until asked to stop.
+
+mod cli;
+mod routes;
+
+use app::db::Db;
+use clap::Parser;
+use cli::{Cli, Command, ServeArgs};
+use leptos::config::{Env, LeptosOptions};
+use std::net::SocketAddr;
+use tokio::net::TcpSocket;
+
+/// Pending connections the listener queues: enough for a reconnect storm
+/// of many browser tabs after a restart (tokio's default is 128).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A startup failure: printed as one line, exit status 1.
+struct Fatal(String);
+
+impl<E: std::fmt::Display> From<E> for Fatal {
+    fn from(err: E) -> Self {
+        Self(err.to_string())
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AGENTDECK_LOG")
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let Cli { command } = Cli::parse();
+    let result = match command {
+        Command::Serve(args) => serve(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(Fatal(message)) => {
+            eprintln!("agentdeck: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Fatal> {
+    let database_url = args.database_url();
+    let db = tokio::task::spawn_blocking({
+        let url = database_url.clone();
+        move || Db::open(&url)
+    })
+    .await?
+    .map_err(|err| Fatal(format!("{err} ({database_url})")))?;
+    tracing::info!(database = %database_url, "database ready");
+
+    let addr = SocketAddr::new(args.bind, args.port);
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .map_err(|err| Fatal(format!("cannot listen on {addr}: {err}")))?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
+    let local = listener.local_addr()?;
+
+    let site_root = args.site_root();
+    if !site_root.join("pkg").is_dir() {
+        tracing::warn!(site_root = %site_root.display(), "no pkg/ in the site root: pages will load without styles or interactivity; build with `cargo leptos build --release`");
+    }
+    let options = LeptosOptions::builder()
+        .output_name("agentdeck")
+        .site_root(site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(local)
+        .env(Env::PROD)
+        .build();
+
+    println!("agentdeck listening on http://{local}");
+    axum::serve(listener, routes::router(db, options))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}
