@@ -6,7 +6,7 @@ use std::{fmt, str::FromStr};
 /// The agent behind a session. `Shell` is built in and always available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "ssr", derive(diesel::AsExpression, diesel::FromSqlRow))]
+#[cfg_attr(feature = "ssr", derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow))]
 #[cfg_attr(feature = "ssr", diesel(sql_type = diesel::sql_types::Text))]
 pub enum AgentKind {
     /// Runs each message as a shell command in the project directory.

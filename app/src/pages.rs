@@ -8,3 +8,13 @@ mod sessions;
 pub use not_found::{ErrorPage, NotFound};
 pub use projects::ProjectsPage;
 pub use sessions::SessionsPage;
+
+use leptos::prelude::*;
+
+/// `"true"` once the surrounding island has hydrated (effects run only in
+/// the browser): lets tests and scripts wait for interactivity.
+fn hydrated_marker() -> impl Fn() -> Option<&'static str> + Copy {
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
+    move || hydrated.get().then_some("true")
+}

@@ -37,14 +37,14 @@ impl Session {
 
 /// A project with its sessions, newest first: what the sessions page shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProjectSessions {
+pub struct ProjectWithSessions {
     pub project: Project,
     pub sessions: Vec<Session>,
 }
 
 /// The project and its sessions, newest first.
 #[server(prefix = "/rpc", endpoint = "project_sessions")]
-pub async fn project_sessions(project_id: i32) -> Result<ProjectSessions, AppError> {
+pub async fn project_sessions(project_id: i32) -> Result<ProjectWithSessions, AppError> {
     crate::error::with_status(store::list_for_project(&expect_context(), project_id).await)
 }
 

@@ -154,10 +154,16 @@ async fn check_constraints_reject_an_invalid_state_and_a_stray_error_message() {
 #[test]
 fn an_unknown_state_read_from_the_database_is_an_error_naming_it() {
     let fx = Fixture::new();
-    let err = diesel::select(sql::<Text>("'paused'"))
+    let err = diesel::select(sql::<Text>("'paused' AS state"))
         .get_result::<SessionState>(&mut fx.db.conn().unwrap())
         .unwrap_err();
-    assert!(err.to_string().contains("\"paused\""), "{err}");
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(inner) = source {
+        chain.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    assert!(chain.contains("unknown session state \"paused\""), "{chain}");
 }
 
 #[tokio::test]

@@ -176,12 +176,7 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid.toString(36)}${counter}${random}`;
 }
 
-/**
- * Navigates to `url` and waits until the page's islands are hydrated: the
- * island script has loaded the app's JS module (it then defines
- * `window.__hydrateIsland`) and the network has gone quiet, so the WASM has
- * been fetched and run too.
- */
+/** Navigates to `url` and waits until the page's islands are hydrated. */
 export async function gotoHydrated(page: Page, url: string) {
   const response = await page.goto(url);
   await waitForHydration(page);
@@ -190,9 +185,8 @@ export async function gotoHydrated(page: Page, url: string) {
 
 /** See {@link gotoHydrated}; for pages reached by clicking a link. */
 export async function waitForHydration(page: Page) {
-  await page.waitForLoadState('networkidle');
-  await page.waitForFunction(() => typeof (window as any).__hydrateIsland === 'function');
-  await page.waitForLoadState('networkidle');
+  // Each island sets data-hydrated="true" from an effect, which only runs in the browser.
+  await page.locator('[data-hydrated="true"]').first().waitFor();
 }
 
 export const test = base.extend<{}, { server: RunningServer }>({

@@ -1,6 +1,6 @@
 //! `/`: the projects list and the "Add project" form.
 
-use super::ErrorPage;
+use super::{hydrated_marker, ErrorPage};
 use crate::project::{list_projects, AddProject, Project};
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
@@ -44,6 +44,7 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
     let error = move || add.value().get().and_then(Result::err).map(|err| err.to_string());
 
     view! {
+        <div class="panel" data-hydrated=hydrated_marker()>
         <section class="card">
             <h2>"Add project"</h2>
             <ActionForm action=add node_ref=form>
@@ -84,5 +85,6 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
                 </ul>
             </Show>
         </section>
+        </div>
     }
 }

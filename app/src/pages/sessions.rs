@@ -1,12 +1,12 @@
 //! `/projects/{project_id}/sessions`: a project's sessions, newest first,
 //! each with its state badge, and the "New session" form.
 
-use super::{ErrorPage, NotFound};
+use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice},
     components::SessionStateBadge,
     error::AppError,
-    session::{project_sessions, CreateSession, DeleteSession, ProjectSessions, RenameSession, Session},
+    session::{project_sessions, CreateSession, DeleteSession, ProjectWithSessions, RenameSession, Session},
 };
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
@@ -24,7 +24,7 @@ pub fn SessionsPage() -> impl IntoView {
                 };
                 let (page, agents) = (project_sessions(project_id).await, agent_choices().await);
                 match page.and_then(|page| agents.map(|agents| (page, agents))) {
-                    Ok((ProjectSessions { project, sessions }, agents)) => {
+                    Ok((ProjectWithSessions { project, sessions }, agents)) => {
                         view! {
                             <Title text=format!("{} · agentdeck", project.name) />
                             <nav class="breadcrumb" aria-label="Breadcrumb">
@@ -91,6 +91,7 @@ fn SessionsPanel(project_id: i32, sessions: Vec<Session>, agents: Vec<AgentChoic
     };
 
     view! {
+        <div class="panel" data-hydrated=hydrated_marker()>
         <section class="card">
             <h2>"New session"</h2>
             <ActionForm action=create node_ref=form>
@@ -145,6 +146,7 @@ fn SessionsPanel(project_id: i32, sessions: Vec<Session>, agents: Vec<AgentChoic
                 <p class="empty">"No sessions yet. Create one above."</p>
             </Show>
         </section>
+        </div>
     }
 }
 
@@ -156,11 +158,13 @@ fn SessionItem(
     rename: ServerAction<RenameSession>,
     delete: ServerAction<DeleteSession>,
 ) -> impl IntoView {
-    let Session { id, name, agent, state, error_message, .. } = session.clone();
+    let url = session.url();
+    let Session { id, name, agent, state, error_message, .. } = session;
+    let (rename_id, rename_value, delete_label) = (id.clone(), name.clone(), format!("Delete {name}"));
     view! {
         <li class="session-item">
             <div class="session-main">
-                <a class="session-name" href=session.url()>{name.clone()}</a>
+                <a class="session-name" href=url>{name}</a>
                 <SessionStateBadge state error_message />
             </div>
             <span class="session-agent">{agent.label()}</span>
@@ -168,10 +172,10 @@ fn SessionItem(
                 <details>
                     <summary>"Rename"</summary>
                     <ActionForm action=rename>
-                        <input type="hidden" name="session_id" value=id.clone() />
+                        <input type="hidden" name="session_id" value=rename_id />
                         <label class="field">
                             <span>"New name"</span>
-                            <input name="name" value=name.clone() required maxlength="200" />
+                            <input name="name" value=rename_value required maxlength="200" />
                         </label>
                         <button type="submit">"Save"</button>
                     </ActionForm>
@@ -181,7 +185,7 @@ fn SessionItem(
                     <ActionForm action=delete>
                         <input type="hidden" name="session_id" value=id />
                         <button type="submit" class="danger">
-                            {format!("Delete {name}")}
+                            {delete_label}
                         </button>
                     </ActionForm>
                 </details>

@@ -1,7 +1,7 @@
 //! Session persistence. State changes are not made here: they belong to the
 //! single state writer that comes with agent runs.
 
-use super::{ProjectSessions, Session};
+use super::{ProjectWithSessions, Session};
 use crate::{
     agent::AgentKind,
     db::{now_millis, schema::sessions, Db},
@@ -12,7 +12,7 @@ use crate::{
 use diesel::prelude::*;
 
 /// A project and its sessions, newest first.
-pub async fn list_for_project(db: &Db, project_id: i32) -> Result<ProjectSessions, AppError> {
+pub async fn list_for_project(db: &Db, project_id: i32) -> Result<ProjectWithSessions, AppError> {
     db.run(move |conn| {
         conn.transaction(|conn| {
             let project = find_project(conn, project_id)?;
@@ -21,7 +21,7 @@ pub async fn list_for_project(db: &Db, project_id: i32) -> Result<ProjectSession
                 .order((sessions::updated_at.desc(), sessions::id.desc()))
                 .select(Session::as_select())
                 .load(conn)?;
-            Ok(ProjectSessions { project, sessions })
+            Ok(ProjectWithSessions { project, sessions })
         })
     })
     .await
