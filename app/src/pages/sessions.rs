@@ -101,9 +101,11 @@ fn SessionsPanel(project_id: i32, sessions: Vec<Session>, agents: Vec<AgentChoic
                         <span>"Session name"</span>
                         <input name="name" required maxlength="200" autocomplete="off" />
                     </label>
-                    <label class="field">
-                        <span>"Agent"</span>
-                        <select name="agent">
+                    // A separate <label for>: wrapping a <select> would fold its
+                    // options' text into the label.
+                    <div class="field">
+                        <label for="new-session-agent">"Agent"</label>
+                        <select id="new-session-agent" name="agent">
                             {agents
                                 .into_iter()
                                 .map(|choice| {
@@ -122,7 +124,7 @@ fn SessionsPanel(project_id: i32, sessions: Vec<Session>, agents: Vec<AgentChoic
                                 })
                                 .collect_view()}
                         </select>
-                    </label>
+                    </div>
                     <button type="submit" class="primary" disabled=move || create.pending().get()>
                         "New session"
                     </button>
