@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-cargo leptos build --release
+cargo leptos build --release --precompress
 exec target/release/agentdeck serve "$@"

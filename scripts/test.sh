@@ -18,7 +18,7 @@ step "cargo test"
 cargo test
 
 step "release build (server + hydrate bundle)"
-cargo leptos build --release
+cargo leptos build --release --precompress
 
 step "Playwright in Chromium"
 (cd end2end && npx playwright test)

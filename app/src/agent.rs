@@ -6,7 +6,10 @@ use std::{fmt, str::FromStr};
 /// The agent behind a session. `Shell` is built in and always available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "ssr", derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow))]
+#[cfg_attr(
+    feature = "ssr",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)
+)]
 #[cfg_attr(feature = "ssr", diesel(sql_type = diesel::sql_types::Text))]
 pub enum AgentKind {
     /// Runs each message as a shell command in the project directory.
@@ -114,6 +117,10 @@ mod tests {
         for agent in AgentKind::ALL {
             assert_eq!(agent.as_str().parse::<AgentKind>(), Ok(agent));
         }
-        assert!("bash".parse::<AgentKind>().unwrap_err().to_string().contains("bash"));
+        assert!("bash"
+            .parse::<AgentKind>()
+            .unwrap_err()
+            .to_string()
+            .contains("bash"));
     }
 }

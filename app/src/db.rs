@@ -81,7 +81,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("state", &self.pool.state()).finish()
+        f.debug_struct("Db")
+            .field("state", &self.pool.state())
+            .finish()
     }
 }
 
@@ -90,7 +92,10 @@ impl Db {
     /// pending migrations. `url` is a file path, optionally prefixed `sqlite://`.
     pub fn open(url: &str) -> Result<Self, DbError> {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
                 path: dir.to_owned(),
                 source,

@@ -7,7 +7,10 @@ use std::{fmt, str::FromStr};
 /// Whether a session is ready for a message, running one, or failed its last run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "ssr", derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow))]
+#[cfg_attr(
+    feature = "ssr",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)
+)]
 #[cfg_attr(feature = "ssr", diesel(sql_type = diesel::sql_types::Text))]
 pub enum SessionState {
     /// Ready for the next message (the default for new and imported sessions).

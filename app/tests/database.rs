@@ -34,8 +34,12 @@ impl Fixture {
     }
 
     async fn session(&self) -> session::Session {
-        let project = project::store::add(&self.db, &self.project_dir("p"), None).await.unwrap();
-        session::store::create(&self.db, project.id, "first", AgentKind::Shell).await.unwrap()
+        let project = project::store::add(&self.db, &self.project_dir("p"), None)
+            .await
+            .unwrap();
+        session::store::create(&self.db, project.id, "first", AgentKind::Shell)
+            .await
+            .unwrap()
     }
 }
 
@@ -52,11 +56,9 @@ fn migrations_run_on_a_fresh_file_and_again_on_an_existing_one() {
     let url = dir.path().join("nested/dir/agentdeck.db");
     let url = url.to_str().unwrap();
     let db = Db::open(url).unwrap();
-    diesel::sql_query(
-        "INSERT INTO projects (name, path, created_at) VALUES ('kept', '/kept', 1)",
-    )
-    .execute(&mut db.conn().unwrap())
-    .unwrap();
+    diesel::sql_query("INSERT INTO projects (name, path, created_at) VALUES ('kept', '/kept', 1)")
+        .execute(&mut db.conn().unwrap())
+        .unwrap();
     drop(db);
 
     let reopened = Db::open(url).unwrap();
@@ -113,7 +115,10 @@ async fn session_state_round_trips_through_the_database() {
         (SessionState::Idle, None),
     ] {
         diesel::update(sessions::table.find(&id))
-            .set((sessions::state.eq(state), sessions::error_message.eq(message)))
+            .set((
+                sessions::state.eq(state),
+                sessions::error_message.eq(message),
+            ))
             .execute(&mut conn)
             .unwrap();
         let read: SessionState = sessions::table
@@ -139,11 +144,20 @@ async fn check_constraints_reject_an_invalid_state_and_a_stray_error_message() {
     let err = set(&mut conn, "state = 'busy'").unwrap_err();
     assert!(matches!(violation(err), DatabaseErrorKind::CheckViolation));
     let err = set(&mut conn, "error_message = 'boom'").unwrap_err();
-    assert!(matches!(violation(err), DatabaseErrorKind::CheckViolation), "idle with a message");
+    assert!(
+        matches!(violation(err), DatabaseErrorKind::CheckViolation),
+        "idle with a message"
+    );
     let err = set(&mut conn, "state = 'error'").unwrap_err();
-    assert!(matches!(violation(err), DatabaseErrorKind::CheckViolation), "error without a message");
+    assert!(
+        matches!(violation(err), DatabaseErrorKind::CheckViolation),
+        "error without a message"
+    );
     let err = set(&mut conn, "state = 'error', error_message = ''").unwrap_err();
-    assert!(matches!(violation(err), DatabaseErrorKind::CheckViolation), "empty message");
+    assert!(
+        matches!(violation(err), DatabaseErrorKind::CheckViolation),
+        "empty message"
+    );
     set(&mut conn, "state = 'error', error_message = 'boom'").unwrap();
 
     let stored = session::store::get(&fx.db, &id).await.unwrap();
@@ -163,7 +177,10 @@ fn an_unknown_state_read_from_the_database_is_an_error_naming_it() {
         chain.push_str(&format!(": {inner}"));
         source = inner.source();
     }
-    assert!(chain.contains("unknown session state \"paused\""), "{chain}");
+    assert!(
+        chain.contains("unknown session state \"paused\""),
+        "{chain}"
+    );
 }
 
 #[tokio::test]
@@ -172,24 +189,45 @@ async fn projects_need_an_existing_directory_and_are_unique_by_canonical_path() 
     let dir = fx.project_dir("my app");
 
     let missing = project::store::add(&fx.db, &format!("{dir}/nope"), None).await;
-    assert!(matches!(&missing, Err(AppError::Invalid(m)) if m.contains("No directory at")), "{missing:?}");
+    assert!(
+        matches!(&missing, Err(AppError::Invalid(m)) if m.contains("No directory at")),
+        "{missing:?}"
+    );
 
     let file = format!("{dir}/file.txt");
     std::fs::write(&file, "x").unwrap();
     let not_dir = project::store::add(&fx.db, &file, None).await;
-    assert!(matches!(&not_dir, Err(AppError::Invalid(m)) if m.contains("not a directory")), "{not_dir:?}");
+    assert!(
+        matches!(&not_dir, Err(AppError::Invalid(m)) if m.contains("not a directory")),
+        "{not_dir:?}"
+    );
 
     let relative = project::store::add(&fx.db, "relative/path", None).await;
-    assert!(matches!(&relative, Err(AppError::Invalid(m)) if m.contains("absolute")), "{relative:?}");
+    assert!(
+        matches!(&relative, Err(AppError::Invalid(m)) if m.contains("absolute")),
+        "{relative:?}"
+    );
     let empty = project::store::add(&fx.db, "  ", None).await;
-    assert!(matches!(&empty, Err(AppError::Invalid(m)) if m.contains("required")), "{empty:?}");
+    assert!(
+        matches!(&empty, Err(AppError::Invalid(m)) if m.contains("required")),
+        "{empty:?}"
+    );
 
     let added = project::store::add(&fx.db, &dir, Some("  ")).await.unwrap();
-    assert_eq!(added.name, "my app", "blank name falls back to the directory name");
-    assert_eq!(added.path, std::fs::canonicalize(&dir).unwrap().to_str().unwrap());
+    assert_eq!(
+        added.name, "my app",
+        "blank name falls back to the directory name"
+    );
+    assert_eq!(
+        added.path,
+        std::fs::canonicalize(&dir).unwrap().to_str().unwrap()
+    );
 
     let again = project::store::add(&fx.db, &format!("{dir}/../my app/"), Some("Other")).await;
-    assert!(matches!(&again, Err(AppError::Conflict(m)) if m.contains("already exists")), "{again:?}");
+    assert!(
+        matches!(&again, Err(AppError::Conflict(m)) if m.contains("already exists")),
+        "{again:?}"
+    );
     assert_eq!(again.unwrap_err().status(), 409);
     assert_eq!(project::store::list(&fx.db).await.unwrap(), [added]);
 }
@@ -197,26 +235,42 @@ async fn projects_need_an_existing_directory_and_are_unique_by_canonical_path() 
 #[tokio::test]
 async fn sessions_are_listed_newest_first_and_can_be_renamed_and_deleted() {
     let fx = Fixture::new();
-    let project = project::store::add(&fx.db, &fx.project_dir("p"), Some("P")).await.unwrap();
-    let first = session::store::create(&fx.db, project.id, "first", AgentKind::Shell).await.unwrap();
+    let project = project::store::add(&fx.db, &fx.project_dir("p"), Some("P"))
+        .await
+        .unwrap();
+    let first = session::store::create(&fx.db, project.id, "first", AgentKind::Shell)
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let second = session::store::create(&fx.db, project.id, "second", AgentKind::Shell).await.unwrap();
+    let second = session::store::create(&fx.db, project.id, "second", AgentKind::Shell)
+        .await
+        .unwrap();
 
-    let listed = session::store::list_for_project(&fx.db, project.id).await.unwrap();
+    let listed = session::store::list_for_project(&fx.db, project.id)
+        .await
+        .unwrap();
     assert_eq!(listed.project, project);
     let names: Vec<_> = listed.sessions.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["second", "first"]);
 
-    let renamed = session::store::rename(&fx.db, &first.id, " renamed ").await.unwrap();
+    let renamed = session::store::rename(&fx.db, &first.id, " renamed ")
+        .await
+        .unwrap();
     assert_eq!(renamed.name, "renamed");
     assert_eq!(renamed.state, SessionState::Idle);
     let blank = session::store::rename(&fx.db, &first.id, "   ").await;
     assert!(matches!(blank, Err(AppError::Invalid(_))));
 
-    assert_eq!(session::store::delete(&fx.db, &second.id).await.unwrap(), second.id);
+    assert_eq!(
+        session::store::delete(&fx.db, &second.id).await.unwrap(),
+        second.id
+    );
     let gone = session::store::delete(&fx.db, &second.id).await;
     assert!(matches!(gone, Err(AppError::NotFound(_))));
-    assert!(matches!(session::store::get(&fx.db, &second.id).await, Err(AppError::NotFound(_))));
+    assert!(matches!(
+        session::store::get(&fx.db, &second.id).await,
+        Err(AppError::NotFound(_))
+    ));
 
     let unknown = session::store::create(&fx.db, 999, "x", AgentKind::Shell).await;
     assert!(matches!(unknown, Err(AppError::NotFound(_))), "{unknown:?}");

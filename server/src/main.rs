@@ -58,7 +58,11 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
     tracing::info!(database = %database_url, "database ready");
 
     let addr = SocketAddr::new(args.bind, args.port);
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket
         .bind(addr)

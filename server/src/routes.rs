@@ -16,7 +16,9 @@ pub fn router(db: Db, options: LeptosOptions) -> Router {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            context, shell,
+        ))
         .with_state(options)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())

@@ -25,13 +25,19 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line
             .trim()
             .strip_prefix("agentdeck listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
-        Self { child, addr, _dir: dir }
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
     }
 
     /// Sends one HTTP/1.1 request; returns the status and body.
@@ -50,7 +56,10 @@ impl Server {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response[9..12].parse().unwrap();
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
         (status, body)
     }
 }
@@ -74,7 +83,11 @@ fn listens_on_loopback_by_default_and_serves_the_projects_page() {
 #[test]
 fn unknown_pages_and_projects_are_real_404s() {
     let server = Server::start();
-    for path in ["/projects/4242/sessions", "/projects/abc/sessions", "/no/such/page"] {
+    for path in [
+        "/projects/4242/sessions",
+        "/projects/abc/sessions",
+        "/no/such/page",
+    ] {
         let (status, body) = server.request("GET", path, None);
         assert_eq!(status, 404, "{path}");
         assert!(body.contains("Not found"), "{path}: {body}");
@@ -98,13 +111,22 @@ fn server_functions_answer_with_the_status_of_their_error() {
     let (status, _) = server.request("POST", "/rpc/add_project", Some("path=%2Fno%2Fsuch%2Fdir"));
     assert_eq!(status, 422);
 
-    let (status, body) =
-        server.request("POST", "/rpc/create_session", Some("project_id=1&name=one&agent=shell"));
+    let (status, body) = server.request(
+        "POST",
+        "/rpc/create_session",
+        Some("project_id=1&name=one&agent=shell"),
+    );
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"state\":\"idle\"") && body.contains("\"error_message\":null"), "{body}");
+    assert!(
+        body.contains("\"state\":\"idle\"") && body.contains("\"error_message\":null"),
+        "{body}"
+    );
 
-    let (status, _) =
-        server.request("POST", "/rpc/create_session", Some("project_id=77&name=one&agent=shell"));
+    let (status, _) = server.request(
+        "POST",
+        "/rpc/create_session",
+        Some("project_id=77&name=one&agent=shell"),
+    );
     assert_eq!(status, 404);
 
     let (status, body) = server.request("GET", "/projects/1/sessions", None);

@@ -61,9 +61,9 @@ pub fn shorten_for_tooltip(message: &str) -> String {
 /// A stable element id derived from the message, so the server and the
 /// browser agree on it without a shared counter.
 fn tooltip_id(message: &str) -> String {
-    let hash = message
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = message.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("session-error-{hash:016x}")
 }
 
@@ -73,17 +73,17 @@ mod tests {
 
     fn render(state: SessionState, error_message: Option<&str>) -> String {
         let error_message = error_message.map(str::to_owned);
-        Owner::new().with(|| {
-            view! { <SessionStateBadge state error_message /> }
-                .to_html()
-        })
+        Owner::new().with(|| view! { <SessionStateBadge state error_message /> }.to_html())
     }
 
     #[test]
     fn idle_renders_nothing() {
         let html = render(SessionState::Idle, None);
         assert!(!html.contains("badge"), "{html}");
-        assert!(!html.contains("Processing") && !html.contains("Error"), "{html}");
+        assert!(
+            !html.contains("Processing") && !html.contains("Error"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -104,14 +104,20 @@ mod tests {
         assert!(html.contains(r#"role="tooltip""#), "{html}");
         assert!(html.contains("exited with status 3"), "{html}");
         let id = tooltip_id("exited with status 3");
-        assert!(html.contains(&format!(r#"aria-describedby="{id}""#)), "{html}");
+        assert!(
+            html.contains(&format!(r#"aria-describedby="{id}""#)),
+            "{html}"
+        );
         assert!(html.contains(&format!(r#"id="{id}""#)), "{html}");
         assert!(!html.contains("Processing"), "{html}");
     }
 
     #[test]
     fn error_message_is_escaped_text_not_html() {
-        let html = render(SessionState::Error, Some("<script>alert('x')</script> & more"));
+        let html = render(
+            SessionState::Error,
+            Some("<script>alert('x')</script> & more"),
+        );
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(html.contains("&amp; more"), "{html}");

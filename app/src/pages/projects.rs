@@ -41,7 +41,12 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
             }
         }
     });
-    let error = move || add.value().get().and_then(Result::err).map(|err| err.to_string());
+    let error = move || {
+        add.value()
+            .get()
+            .and_then(Result::err)
+            .map(|err| err.to_string())
+    };
 
     view! {
         <div class="panel" data-hydrated=hydrated_marker()>

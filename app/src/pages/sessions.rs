@@ -6,7 +6,9 @@ use crate::{
     agent::{agent_choices, AgentChoice},
     components::SessionStateBadge,
     error::AppError,
-    session::{project_sessions, CreateSession, DeleteSession, ProjectWithSessions, RenameSession, Session},
+    session::{
+        project_sessions, CreateSession, DeleteSession, ProjectWithSessions, RenameSession, Session,
+    },
 };
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
@@ -14,8 +16,11 @@ use leptos_router::hooks::use_params_map;
 
 #[component]
 pub fn SessionsPage() -> impl IntoView {
-    let project_id = use_params_map()
-        .with_untracked(|params| params.get("project_id").and_then(|id| id.parse::<i32>().ok()));
+    let project_id = use_params_map().with_untracked(|params| {
+        params
+            .get("project_id")
+            .and_then(|id| id.parse::<i32>().ok())
+    });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading sessions…"</p> }>
             {move || Suspend::new(async move {
@@ -50,7 +55,11 @@ pub fn SessionsPage() -> impl IntoView {
 
 /// The "New session" form and the list, kept in step once hydrated.
 #[island]
-fn SessionsPanel(project_id: i32, sessions: Vec<Session>, agents: Vec<AgentChoice>) -> impl IntoView {
+fn SessionsPanel(
+    project_id: i32,
+    sessions: Vec<Session>,
+    agents: Vec<AgentChoice>,
+) -> impl IntoView {
     let sessions = RwSignal::new(sessions);
     let create = ServerAction::<CreateSession>::new();
     let rename = ServerAction::<RenameSession>::new();
@@ -83,7 +92,13 @@ fn SessionsPanel(project_id: i32, sessions: Vec<Session>, agents: Vec<AgentChoic
         }
     });
 
-    let create_error = move || create.value().get().and_then(Result::err).map(|e| e.to_string());
+    let create_error = move || {
+        create
+            .value()
+            .get()
+            .and_then(Result::err)
+            .map(|e| e.to_string())
+    };
     let list_error = move || {
         let renamed = rename.value().get().and_then(Result::err);
         let deleted = delete.value().get().and_then(Result::err);
@@ -161,8 +176,16 @@ fn SessionItem(
     delete: ServerAction<DeleteSession>,
 ) -> impl IntoView {
     let url = session.url();
-    let Session { id, name, agent, state, error_message, .. } = session;
-    let (rename_id, rename_value, delete_label) = (id.clone(), name.clone(), format!("Delete {name}"));
+    let Session {
+        id,
+        name,
+        agent,
+        state,
+        error_message,
+        ..
+    } = session;
+    let (rename_id, rename_value, delete_label) =
+        (id.clone(), name.clone(), format!("Delete {name}"));
     view! {
         <li class="session-item">
             <div class="session-main">

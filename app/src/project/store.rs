@@ -109,7 +109,9 @@ fn canonical_directory(raw: &str) -> Result<PathBuf, AppError> {
         })
     })?;
     if !canonical.is_dir() {
-        return Err(AppError::Invalid(format!("{raw} is a file, not a directory")));
+        return Err(AppError::Invalid(format!(
+            "{raw} is a file, not a directory"
+        )));
     }
     Ok(canonical)
 }

@@ -81,7 +81,10 @@ pub async fn rename(db: &Db, session_id: &str, name: &str) -> Result<Session, Ap
     let id = session_id.to_owned();
     db.run(move |conn| {
         diesel::update(sessions::table.find(&id))
-            .set((sessions::name.eq(&name), sessions::updated_at.eq(now_millis())))
+            .set((
+                sessions::name.eq(&name),
+                sessions::updated_at.eq(now_millis()),
+            ))
             .returning(Session::as_returning())
             .get_result(conn)
             .optional()?
@@ -93,12 +96,12 @@ pub async fn rename(db: &Db, session_id: &str, name: &str) -> Result<Session, Ap
 /// Deletes a session; returns its id.
 pub async fn delete(db: &Db, session_id: &str) -> Result<String, AppError> {
     let id = session_id.to_owned();
-    db.run(move |conn| {
-        match diesel::delete(sessions::table.find(&id)).execute(conn)? {
+    db.run(
+        move |conn| match diesel::delete(sessions::table.find(&id)).execute(conn)? {
             0 => Err(not_found(&id)),
             _ => Ok(id),
-        }
-    })
+        },
+    )
     .await
 }
 
