@@ -9,8 +9,11 @@ pub mod db;
 pub mod error;
 pub mod pages;
 pub mod project;
+pub mod run;
 pub mod session;
 pub mod session_state;
+mod text_enum;
+pub mod transition;
 
 pub use components::SessionStateBadge;
 pub use session_state::SessionState;
@@ -21,7 +24,7 @@ use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
 };
-use pages::{NotFound, ProjectsPage, SessionsPage};
+use pages::{NotFound, ProjectsPage, SessionPage, SessionsPage};
 
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -63,6 +66,11 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=path!("/projects/:project_id/sessions")
                         view=SessionsPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/projects/:project_id/sessions/:session_id")
+                        view=SessionPage
                         ssr=SsrMode::Async
                     />
                 </Routes>

@@ -3,10 +3,12 @@
 
 mod not_found;
 mod projects;
+mod session;
 mod sessions;
 
 pub use not_found::{ErrorPage, NotFound};
 pub use projects::ProjectsPage;
+pub use session::SessionPage;
 pub use sessions::SessionsPage;
 
 use leptos::prelude::*;

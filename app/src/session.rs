@@ -26,6 +26,9 @@ pub struct Session {
     pub created_at: i64,
     pub updated_at: i64,
     pub state_changed_at: i64,
+    /// The agent's own conversation id, once a run reported it: later
+    /// messages continue that conversation.
+    pub external_id: Option<String>,
 }
 
 impl Session {
@@ -45,7 +48,7 @@ pub struct ProjectWithSessions {
 /// The project and its sessions, newest first.
 #[server(prefix = "/rpc", endpoint = "project_sessions")]
 pub async fn project_sessions(project_id: i32) -> Result<ProjectWithSessions, AppError> {
-    crate::error::with_status(store::list_for_project(&expect_context(), project_id).await)
+    crate::error::with_status(store::list_for_project(&expect_context(), project_id, None).await)
 }
 
 /// Creates a session in a project: `idle`, no error message.

@@ -246,7 +246,7 @@ async fn sessions_are_listed_newest_first_and_can_be_renamed_and_deleted() {
         .await
         .unwrap();
 
-    let listed = session::store::list_for_project(&fx.db, project.id)
+    let listed = session::store::list_for_project(&fx.db, project.id, None)
         .await
         .unwrap();
     assert_eq!(listed.project, project);
@@ -274,6 +274,6 @@ async fn sessions_are_listed_newest_first_and_can_be_renamed_and_deleted() {
 
     let unknown = session::store::create(&fx.db, 999, "x", AgentKind::Shell).await;
     assert!(matches!(unknown, Err(AppError::NotFound(_))), "{unknown:?}");
-    let missing = session::store::list_for_project(&fx.db, 999).await;
+    let missing = session::store::list_for_project(&fx.db, 999, None).await;
     assert_eq!(missing.unwrap_err().status(), 404);
 }

@@ -1,8 +1,9 @@
 //! The command line: `agentdeck serve` and its settings, each also readable
 //! from an `AGENTDECK_*` environment variable.
 
+use app::run::runner::RunnerConfig;
 use clap::{Args, Parser, Subcommand};
-use std::{net::IpAddr, path::PathBuf};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 /// A live dashboard for coding-agent sessions.
 #[derive(Debug, Parser)]
@@ -38,9 +39,31 @@ pub struct ServeArgs {
     /// [default: `site/` beside the binary's directory, i.e. target/site].
     #[arg(long, env = "AGENTDECK_SITE_ROOT", value_name = "DIR")]
     pub site_root: Option<PathBuf>,
+
+    /// Claude Code executable [default: `claude` found on PATH].
+    #[arg(long, env = "AGENTDECK_CLAUDE_BIN", value_name = "PATH")]
+    pub claude_bin: Option<PathBuf>,
+
+    /// Codex executable [default: `codex` found on PATH].
+    #[arg(long, env = "AGENTDECK_CODEX_BIN", value_name = "PATH")]
+    pub codex_bin: Option<PathBuf>,
+
+    /// Seconds a run may take before it is stopped and recorded as an error.
+    #[arg(long, env = "AGENTDECK_RUN_TIMEOUT", value_name = "SECONDS", default_value_t = 1800)]
+    pub run_timeout: u64,
 }
 
 impl ServeArgs {
+    /// How agent runs are started and bounded.
+    pub fn runner_config(&self) -> RunnerConfig {
+        RunnerConfig {
+            claude_bin: self.claude_bin.clone(),
+            codex_bin: self.codex_bin.clone(),
+            run_timeout: Duration::from_secs(self.run_timeout),
+            ..RunnerConfig::default()
+        }
+    }
+
     /// The database location: the flag, or the per-user data directory.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
@@ -104,6 +127,9 @@ mod tests {
             "--database-url",
             "AGENTDECK_DATABASE_URL",
             "--site-root",
+            "--claude-bin",
+            "AGENTDECK_CODEX_BIN",
+            "--run-timeout",
         ] {
             assert!(help.contains(needle), "help lacks {needle}:\n{help}");
         }

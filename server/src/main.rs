@@ -1,14 +1,15 @@
 //! `agentdeck`: the server binary. Reads the command line, opens the
 //! database, and serves the dashboard until asked to stop.
 
+mod api;
 mod cli;
 mod routes;
 
-use app::db::Db;
+use app::{db::Db, run::runner::Runner};
 use clap::Parser;
 use cli::{Cli, Command, ServeArgs};
 use leptos::config::{Env, LeptosOptions};
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 use tokio::net::TcpSocket;
 
 /// Pending connections the listener queues: enough for a reconnect storm
@@ -57,6 +58,12 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
     .map_err(|err| Fatal(format!("{err} ({database_url})")))?;
     tracing::info!(database = %database_url, "database ready");
 
+    let runner = Runner::new(db.clone(), args.runner_config());
+    let interrupted = runner.recover().await.map_err(|err| Fatal(err.to_string()))?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "marked runs left over by a previous server as interrupted");
+    }
+
     let addr = SocketAddr::new(args.bind, args.port);
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
@@ -83,8 +90,13 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
         .build();
 
     println!("agentdeck listening on http://{local}");
-    axum::serve(listener, routes::router(db, options))
-        .with_graceful_shutdown(shutdown_signal())
+    let app = routes::router(db, Arc::clone(&runner), options);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: interrupting runs in progress");
+            runner.shutdown().await;
+        })
         .await?;
     tracing::info!("stopped");
     Ok(())

@@ -1,25 +1,65 @@
-//! The HTTP surface: Leptos pages and server functions, static files, and
-//! the layers every response goes through.
+//! The HTTP surface: Leptos pages and server functions, the JSON API,
+//! static files, and the layers every request goes through.
 
-use app::{db::Db, shell, App};
-use axum::Router;
+use crate::api::{self, ApiState};
+use app::{db::Db, run::runner::Runner, shell, App};
+use axum::{
+    extract::{DefaultBodyLimit, Request},
+    http::{header, Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::sync::Arc;
 use tower_http::{compression::CompressionLayer, trace::TraceLayer};
 
-/// Builds the application router around an open database.
-pub fn router(db: Db, options: LeptosOptions) -> Router {
+/// Largest request body accepted (a message is at most 100 kB; the rest is headroom
+/// so an oversized message gets a clear 413 from the domain check).
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Builds the application router around an open database and the runner.
+pub fn router(db: Db, runner: Arc<Runner>, options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
-    let context = move || provide_context(db.clone());
+    let context = {
+        let (db, runner) = (db.clone(), Arc::clone(&runner));
+        move || {
+            provide_context(db.clone());
+            provide_context(Arc::clone(&runner));
+        }
+    };
     Router::new()
+        .nest("/api", api::router(ApiState { db, runner }))
         .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context(
-            context, shell,
-        ))
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(options)
+        .layer(middleware::from_fn(refuse_cross_origin_writes))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+/// The server runs commands, so a page on another site must not be able to
+/// make it do anything: a state-changing request whose `Origin` is not this
+/// server is refused (CSRF). Scripts that send no `Origin` are unaffected.
+async fn refuse_cross_origin_writes(request: Request, next: Next) -> Response {
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let headers = request.headers();
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, host)| host);
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+            if origin_host.is_none() || origin_host != host {
+                let body = axum::Json(serde_json::json!({
+                    "error": "cross-origin request refused: agentdeck only accepts changes from its own pages"
+                }));
+                return (StatusCode::FORBIDDEN, body).into_response();
+            }
+        }
+    }
+    next.run(request).await
 }

@@ -1,11 +1,50 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    messages (id) {
+        id -> Integer,
+        session_id -> Text,
+        run_id -> Nullable<Text>,
+        role -> Text,
+        content -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     projects (id) {
         id -> Integer,
         name -> Text,
         path -> Text,
         created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    runs (id) {
+        id -> Text,
+        session_id -> Text,
+        started_at -> BigInt,
+        ended_at -> Nullable<BigInt>,
+        outcome -> Nullable<Text>,
+        exit_code -> Nullable<Integer>,
+        duration_ms -> Nullable<BigInt>,
+        pid -> Nullable<Integer>,
+        agent_session_id -> Nullable<Text>,
+        cost_usd -> Nullable<Double>,
+        error_message -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    session_transitions (seq) {
+        seq -> Integer,
+        session_id -> Text,
+        from_state -> Text,
+        to_state -> Text,
+        error_message -> Nullable<Text>,
+        reason -> Text,
+        at -> BigInt,
     }
 }
 
@@ -20,9 +59,20 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         state_changed_at -> BigInt,
+        external_id -> Nullable<Text>,
     }
 }
 
+diesel::joinable!(messages -> runs (run_id));
+diesel::joinable!(messages -> sessions (session_id));
+diesel::joinable!(runs -> sessions (session_id));
+diesel::joinable!(session_transitions -> sessions (session_id));
 diesel::joinable!(sessions -> projects (project_id));
 
-diesel::allow_tables_to_appear_in_same_query!(projects, sessions,);
+diesel::allow_tables_to_appear_in_same_query!(
+    messages,
+    projects,
+    runs,
+    session_transitions,
+    sessions,
+);

@@ -11,13 +11,22 @@ use crate::{
 };
 use diesel::prelude::*;
 
-/// A project and its sessions, newest first.
-pub async fn list_for_project(db: &Db, project_id: i32) -> Result<ProjectWithSessions, AppError> {
+/// A project and its sessions (all, or those in `state`), newest first.
+pub async fn list_for_project(
+    db: &Db,
+    project_id: i32,
+    state: Option<SessionState>,
+) -> Result<ProjectWithSessions, AppError> {
     db.run(move |conn| {
         conn.transaction(|conn| {
             let project = find_project(conn, project_id)?;
-            let sessions = sessions::table
+            let mut query = sessions::table
                 .filter(sessions::project_id.eq(project_id))
+                .into_boxed();
+            if let Some(state) = state {
+                query = query.filter(sessions::state.eq(state));
+            }
+            let sessions = query
                 .order((sessions::updated_at.desc(), sessions::id.desc()))
                 .select(Session::as_select())
                 .load(conn)?;
@@ -65,6 +74,7 @@ pub async fn create(
                 created_at: now,
                 updated_at: now,
                 state_changed_at: now,
+                external_id: None,
             };
             diesel::insert_into(sessions::table)
                 .values(&session)

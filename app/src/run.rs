@@ -1,0 +1,103 @@
+//! Agent runs: one agent process per sent message, its outcome, and the
+//! conversation it adds to. The server functions here back the session page.
+
+#[cfg(feature = "ssr")]
+pub mod adapter;
+#[cfg(feature = "ssr")]
+pub mod process;
+#[cfg(feature = "ssr")]
+pub mod runner;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+use crate::{
+    error::AppError, project::Project, session::Session, text_enum::text_enum,
+    transition::Transition,
+};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Largest message accepted, in bytes (larger ones get HTTP 413).
+pub const MAX_MESSAGE_BYTES: usize = 100_000;
+
+text_enum! {
+    /// How a run ended.
+    pub enum Outcome ("run outcome") {
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        Interrupted = "interrupted",
+    }
+}
+
+text_enum! {
+    /// Who wrote a message.
+    pub enum Role ("message role") {
+        User = "user",
+        Agent = "agent",
+    }
+}
+
+/// One agent process started by a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(diesel::Queryable, diesel::Selectable))]
+#[cfg_attr(feature = "ssr", diesel(table_name = crate::db::schema::runs))]
+pub struct Run {
+    pub id: String,
+    pub session_id: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub outcome: Option<Outcome>,
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<i64>,
+    pub pid: Option<i32>,
+    /// The agent's own conversation id (Claude session id, Codex thread id).
+    pub agent_session_id: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub error_message: Option<String>,
+}
+
+/// A message in a session's conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(diesel::Queryable, diesel::Selectable))]
+#[cfg_attr(feature = "ssr", diesel(table_name = crate::db::schema::messages))]
+pub struct Message {
+    pub id: i32,
+    pub session_id: String,
+    pub run_id: Option<String>,
+    pub role: Role,
+    pub content: String,
+    pub created_at: i64,
+}
+
+/// Everything the session page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    pub project: Project,
+    pub session: Session,
+    pub messages: Vec<Message>,
+    pub runs: Vec<Run>,
+    pub transitions: Vec<Transition>,
+}
+
+/// A session with its conversation, runs and state history.
+#[server(prefix = "/rpc", endpoint = "load_session_detail")]
+pub async fn load_session_detail(session_id: String) -> Result<SessionDetail, AppError> {
+    crate::error::with_status(store::detail(&expect_context(), &session_id).await)
+}
+
+/// Sends a message: the session becomes `working` and its agent starts.
+/// Fails with 409 while a run is in progress.
+#[server(prefix = "/rpc", endpoint = "send_message")]
+pub async fn send_message(session_id: String, message: String) -> Result<Session, AppError> {
+    let runner = expect_context::<std::sync::Arc<runner::Runner>>();
+    crate::error::with_status(runner.send(&session_id, &message).await)
+}
+
+/// Cancels the session's run: its processes are stopped and the session
+/// returns to `idle`.
+#[server(prefix = "/rpc", endpoint = "cancel_run")]
+pub async fn cancel_run(session_id: String) -> Result<Session, AppError> {
+    let runner = expect_context::<std::sync::Arc<runner::Runner>>();
+    crate::error::with_status(runner.cancel(&session_id).await)
+}

@@ -1,0 +1,306 @@
+//! The runner: starts an agent process for each sent message, watches it,
+//! and records how it ended through the single state writer. It also
+//! cancels runs, and interrupts them on shutdown and after a crash.
+
+use super::{
+    adapter::{self, Exit, Output},
+    process::{self, LineReader},
+    store::{self, Ending, Started},
+    MAX_MESSAGE_BYTES,
+};
+use crate::{
+    agent::{find_on_path, AgentChoice, AgentKind},
+    db::Db,
+    error::AppError,
+    session::{store::get as get_session, Session},
+    transition::{writer::Applied, TransitionEvent},
+};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use tokio::sync::watch;
+
+/// How long output may still arrive after the agent process exits (a
+/// background child can hold the pipe open) before the group is stopped.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+/// Where the agents are and how long runs may take.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The Claude Code executable; found on PATH when unset.
+    pub claude_bin: Option<PathBuf>,
+    /// The Codex executable; found on PATH when unset.
+    pub codex_bin: Option<PathBuf>,
+    /// A run still going after this long is stopped and recorded as an error.
+    pub run_timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping a run.
+    pub stop_grace: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            claude_bin: None,
+            codex_bin: None,
+            run_timeout: Duration::from_secs(30 * 60),
+            stop_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why a run is being stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Cancel,
+    Shutdown,
+}
+
+/// A run in progress in this process.
+struct ActiveRun {
+    run_id: String,
+    stop: watch::Sender<Option<Stop>>,
+    done: watch::Receiver<bool>,
+}
+
+/// Starts, watches and stops agent runs.
+pub struct Runner {
+    db: Db,
+    config: RunnerConfig,
+    active: Mutex<HashMap<String, ActiveRun>>,
+}
+
+impl Runner {
+    pub fn new(db: Db, config: RunnerConfig) -> Arc<Self> {
+        Arc::new(Self { db, config, active: Mutex::new(HashMap::new()) })
+    }
+
+    /// The executable for `agent`, or why there is none.
+    pub fn program(&self, agent: AgentKind) -> Result<PathBuf, String> {
+        let (configured, flag) = match agent {
+            AgentKind::Shell => return Ok(PathBuf::from("/bin/sh")),
+            AgentKind::Claude => (&self.config.claude_bin, "--claude-bin"),
+            AgentKind::Codex => (&self.config.codex_bin, "--codex-bin"),
+        };
+        match configured {
+            Some(path) if path.is_file() => Ok(path.clone()),
+            Some(path) => Err(format!("{agent} is not available: {} does not exist", path.display())),
+            None => find_on_path(agent.as_str())
+                .ok_or_else(|| format!("{agent} is not available: not found on PATH (or set {flag})")),
+        }
+    }
+
+    /// The agents the "New session" form offers.
+    pub fn choices(&self) -> Vec<AgentChoice> {
+        AgentKind::ALL
+            .into_iter()
+            .map(|kind| AgentChoice { kind, unavailable: self.program(kind).err() })
+            .collect()
+    }
+
+    /// Sends `message`: the session becomes `working` (or the call fails with
+    /// 409 if it already is) and the agent starts in the background.
+    pub async fn send(self: &Arc<Self>, session_id: &str, message: &str) -> Result<Session, AppError> {
+        if message.trim().is_empty() {
+            return Err(AppError::Invalid("Message is empty: type what the agent should do".into()));
+        }
+        if message.len() > MAX_MESSAGE_BYTES {
+            return Err(AppError::TooLarge(format!(
+                "Message is too large: {} bytes, the limit is {MAX_MESSAGE_BYTES}",
+                message.len()
+            )));
+        }
+        let (id, text) = (session_id.to_owned(), message.to_owned());
+        let started = self.db.run(move |conn| store::start(conn, &id, &text)).await?;
+        tracing::info!(session_id = %started.session.id, run_id = %started.run_id, "run started");
+
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let (done_tx, done_rx) = watch::channel(false);
+        let active = ActiveRun { run_id: started.run_id.clone(), stop: stop_tx, done: done_rx };
+        self.active_runs().insert(started.session.id.clone(), active);
+        let session = started.session.clone();
+        tokio::spawn(Arc::clone(self).drive(started, stop_rx, done_tx));
+        Ok(session)
+    }
+
+    /// Cancels the session's run and waits until it is recorded.
+    pub async fn cancel(&self, session_id: &str) -> Result<Session, AppError> {
+        let handle = self
+            .active_runs()
+            .get(session_id)
+            .map(|run| (run.stop.clone(), run.done.clone()));
+        match handle {
+            Some((stop, mut done)) => {
+                let _ = stop.send(Some(Stop::Cancel));
+                let _ = done.wait_for(|finished| *finished).await;
+            }
+            None => {
+                let id = session_id.to_owned();
+                match self.db.run(move |conn| store::cancel_orphan(conn, &id)).await? {
+                    Applied::Changed(_) => {}
+                    Applied::NotFound => {
+                        return Err(AppError::NotFound(format!("session {session_id} does not exist")))
+                    }
+                    Applied::Refused { current } => {
+                        return Err(AppError::Conflict(format!(
+                            "nothing to cancel: the session is {current}, not working"
+                        )))
+                    }
+                }
+            }
+        }
+        get_session(&self.db, session_id).await
+    }
+
+    /// Records sessions left `working` by a previous server as interrupted.
+    /// Call once at startup, before serving.
+    pub async fn recover(&self) -> Result<usize, AppError> {
+        let transitions = self.db.run(store::interrupt_orphans).await?;
+        for t in &transitions {
+            tracing::warn!(session_id = %t.session_id, "run interrupted by a server stop");
+        }
+        Ok(transitions.len())
+    }
+
+    /// Stops every run (their process groups included) and records them as
+    /// interrupted. Call on graceful shutdown.
+    pub async fn shutdown(&self) {
+        let runs: Vec<_> = self
+            .active_runs()
+            .values()
+            .map(|run| (run.stop.clone(), run.done.clone()))
+            .collect();
+        for (stop, _) in &runs {
+            let _ = stop.send(Some(Stop::Shutdown));
+        }
+        for (_, mut done) in runs {
+            let _ = done.wait_for(|finished| *finished).await;
+        }
+    }
+
+    fn active_runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveRun>> {
+        self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn drive(self: Arc<Self>, started: Started, mut stop: watch::Receiver<Option<Stop>>, done: watch::Sender<bool>) {
+        let clock = Instant::now();
+        let (event, mut ending) = self.execute(&started, &mut stop).await;
+        ending.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let finish = {
+            let (started, event) = (started.clone(), event.clone());
+            self.db.run(move |conn| store::finish(conn, &started, &event, ending)).await
+        };
+        match finish {
+            Ok(_) => tracing::info!(
+                session_id = %started.session.id,
+                run_id = %started.run_id,
+                reason = %event.reason(),
+                "run ended"
+            ),
+            Err(err) => tracing::error!(run_id = %started.run_id, error = %err, "recording the run's end failed"),
+        }
+        {
+            let mut active = self.active_runs();
+            if active.get(&started.session.id).is_some_and(|run| run.run_id == started.run_id) {
+                active.remove(&started.session.id);
+            }
+        }
+        let _ = done.send(true);
+    }
+
+    /// Runs the agent to its end; returns the transition to record.
+    async fn execute(&self, started: &Started, stop: &mut watch::Receiver<Option<Stop>>) -> (TransitionEvent, Ending) {
+        let agent = started.session.agent;
+        let fail = |message: String| (TransitionEvent::Fail(message), Ending::default());
+        let program = match self.program(agent) {
+            Ok(program) => program,
+            Err(message) => return fail(message),
+        };
+        let args = adapter::arguments(
+            agent,
+            &started.message,
+            started.session.external_id.as_deref(),
+            &uuid::Uuid::new_v4().to_string(),
+        );
+        let mut child = match process::spawn(&program, &args, Path::new(&started.project.path)) {
+            Ok(child) => child,
+            Err(message) => return fail(message),
+        };
+        let pgid = child.id().unwrap_or_default();
+        let run_id = started.run_id.clone();
+        if let Err(err) = self.db.run(move |conn| store::set_pid(conn, &run_id, pgid)).await {
+            tracing::warn!(error = %err, "could not record the run's pid");
+        }
+
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            process::terminate_group(&mut child, pgid, self.config.stop_grace).await;
+            return fail("cannot read the agent's output".into());
+        };
+        let (mut out, mut err) = (LineReader::new(stdout), LineReader::new(stderr));
+        let mut output = Output::new(agent);
+        let (mut out_open, mut err_open) = (true, true);
+        let mut exit: Option<Exit> = None;
+        let mut stopped: Option<Stop> = None;
+        let mut timed_out = false;
+        let timeout = tokio::time::sleep(self.config.run_timeout);
+        let drain = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(timeout, drain);
+
+        while out_open || err_open || exit.is_none() {
+            tokio::select! {
+                line = out.next_line(), if out_open => match line {
+                    Some(line) => if output.stdout_line(&line) { break },
+                    None => out_open = false,
+                },
+                line = err.next_line(), if err_open => match line {
+                    Some(line) => output.stderr_line(&line),
+                    None => err_open = false,
+                },
+                status = child.wait(), if exit.is_none() => {
+                    exit = Some(status.map_or(Exit::Code(-1), Exit::from));
+                    drain.as_mut().reset(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
+                }
+                () = &mut drain => break,
+                () = &mut timeout => { timed_out = true; break }
+                Ok(()) = stop.changed() => {
+                    stopped = *stop.borrow_and_update();
+                    if stopped.is_some() { break }
+                }
+            }
+        }
+        if exit.is_none() {
+            process::terminate_group(&mut child, pgid, self.config.stop_grace).await;
+        } else {
+            // The agent is gone; make sure nothing it started lingers.
+            process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+
+        let mut ending = Ending {
+            exit_code: match exit {
+                Some(Exit::Code(code)) => Some(code),
+                _ => None,
+            },
+            agent_session_id: output.agent_session_id.clone(),
+            cost_usd: output.cost_usd,
+            ..Ending::default()
+        };
+        let event = match (stopped, timed_out) {
+            (Some(Stop::Cancel), _) => TransitionEvent::Cancel,
+            (Some(Stop::Shutdown), _) => TransitionEvent::Interrupt,
+            (None, true) => TransitionEvent::Fail(format!(
+                "timed out after {}s: the run was stopped (the limit is set by --run-timeout)",
+                self.config.run_timeout.as_secs()
+            )),
+            (None, false) => match output.finish(exit) {
+                Ok(answer) => {
+                    ending.answer = Some(answer);
+                    TransitionEvent::Succeed
+                }
+                Err(message) => TransitionEvent::Fail(message),
+            },
+        };
+        (event, ending)
+    }
+}

@@ -1,0 +1,190 @@
+//! Session state transitions: the rules (a pure function, tested as a
+//! table), the recorded history, and — on the server — the one writer that
+//! applies them.
+
+#[cfg(feature = "ssr")]
+pub mod writer;
+
+use crate::{session_state::SessionState, text_enum::text_enum};
+use serde::{Deserialize, Serialize};
+
+/// Longest stored error message, in characters (seed implementation note 1).
+pub const MAX_ERROR_CHARS: usize = 1000;
+
+/// The error message of a run that a server stop cut short.
+pub const INTERRUPTED_MESSAGE: &str =
+    "Interrupted: the server stopped while this run was in progress";
+
+/// Something that happened to a session and may change its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionEvent {
+    /// A message was sent: a run starts.
+    Send,
+    /// The run finished successfully.
+    Succeed,
+    /// The run failed, with the best error message available.
+    Fail(String),
+    /// Someone cancelled the run.
+    Cancel,
+    /// The server stopped (or crashed) during the run.
+    Interrupt,
+    /// A transcript sync cleared a stale error.
+    Sync,
+}
+
+impl TransitionEvent {
+    /// Why the state changed, as recorded in the history.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Send => Reason::Sent,
+            Self::Succeed => Reason::Succeeded,
+            Self::Fail(_) => Reason::Failed,
+            Self::Cancel => Reason::Cancelled,
+            Self::Interrupt => Reason::Interrupted,
+            Self::Sync => Reason::Synced,
+        }
+    }
+}
+
+text_enum! {
+    /// The recorded cause of a transition.
+    pub enum Reason ("transition reason") {
+        Sent = "sent",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        Interrupted = "interrupted",
+        Synced = "synced",
+    }
+}
+
+/// One recorded state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(diesel::Queryable, diesel::Selectable))]
+#[cfg_attr(feature = "ssr", diesel(table_name = crate::db::schema::session_transitions))]
+pub struct Transition {
+    /// Global commit order of state changes.
+    pub seq: i32,
+    pub session_id: String,
+    pub from_state: SessionState,
+    pub to_state: SessionState,
+    pub error_message: Option<String>,
+    pub reason: Reason,
+    pub at: i64,
+}
+
+/// The state (and error message) `event` leads to from `current`, or `None`
+/// when the event does not apply in that state — e.g. a second send while
+/// working, or a late "succeeded" for a run that was already cancelled.
+pub fn next_state(
+    current: SessionState,
+    event: &TransitionEvent,
+) -> Option<(SessionState, Option<String>)> {
+    use SessionState::{Error, Idle, Working};
+    use TransitionEvent as E;
+    match (current, event) {
+        (Idle | Error, E::Send) => Some((Working, None)),
+        (Working, E::Succeed | E::Cancel) => Some((Idle, None)),
+        (Working, E::Fail(message)) => Some((Error, Some(truncate_error(message)))),
+        (Working, E::Interrupt) => Some((Error, Some(INTERRUPTED_MESSAGE.to_owned()))),
+        (Error, E::Sync) => Some((Idle, None)),
+        _ => None,
+    }
+}
+
+/// Bounds an error message to [`MAX_ERROR_CHARS`] characters, cutting on a
+/// character boundary and marking the cut. Never returns an empty message.
+pub fn truncate_error(message: &str) -> String {
+    const CUT_MARK: &str = " […]";
+    let message = message.trim();
+    if message.is_empty() {
+        return "the run failed without an error message".to_owned();
+    }
+    if message.chars().count() <= MAX_ERROR_CHARS {
+        return message.to_owned();
+    }
+    let keep = MAX_ERROR_CHARS - CUT_MARK.chars().count();
+    let cut = message.char_indices().nth(keep).map_or(message.len(), |(at, _)| at);
+    format!("{}{CUT_MARK}", &message[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SessionState::{Error, Idle, Working};
+
+    /// Every (state, event) pair and where it leads.
+    #[test]
+    fn transition_table() {
+        let fail = TransitionEvent::Fail("exited with status 3".into());
+        let table: [(SessionState, TransitionEvent, Option<SessionState>); 18] = [
+            (Idle, TransitionEvent::Send, Some(Working)),
+            (Working, TransitionEvent::Send, None),
+            (Error, TransitionEvent::Send, Some(Working)),
+            (Idle, TransitionEvent::Succeed, None),
+            (Working, TransitionEvent::Succeed, Some(Idle)),
+            (Error, TransitionEvent::Succeed, None),
+            (Idle, fail.clone(), None),
+            (Working, fail.clone(), Some(Error)),
+            (Error, fail.clone(), None),
+            (Idle, TransitionEvent::Cancel, None),
+            (Working, TransitionEvent::Cancel, Some(Idle)),
+            (Error, TransitionEvent::Cancel, None),
+            (Idle, TransitionEvent::Interrupt, None),
+            (Working, TransitionEvent::Interrupt, Some(Error)),
+            (Error, TransitionEvent::Interrupt, None),
+            (Idle, TransitionEvent::Sync, None),
+            (Working, TransitionEvent::Sync, None),
+            (Error, TransitionEvent::Sync, Some(Idle)),
+        ];
+        for (from, event, expected) in table {
+            let got = next_state(from, &event);
+            assert_eq!(got.as_ref().map(|(s, _)| *s), expected, "{from} + {event:?}");
+            if let Some((to, message)) = got {
+                // The seed's invariant: a message exactly in the error state.
+                assert_eq!(message.is_some(), to == Error, "{from} + {event:?}");
+            }
+        }
+        assert_eq!(
+            next_state(Working, &fail),
+            Some((Error, Some("exited with status 3".into())))
+        );
+        assert_eq!(
+            next_state(Working, &TransitionEvent::Interrupt).unwrap().1.unwrap(),
+            INTERRUPTED_MESSAGE
+        );
+    }
+
+    #[test]
+    fn every_event_has_its_reason() {
+        let reasons: Vec<_> = [
+            TransitionEvent::Send,
+            TransitionEvent::Succeed,
+            TransitionEvent::Fail(String::new()),
+            TransitionEvent::Cancel,
+            TransitionEvent::Interrupt,
+            TransitionEvent::Sync,
+        ]
+        .iter()
+        .map(TransitionEvent::reason)
+        .collect();
+        assert_eq!(reasons, Reason::ALL);
+        for reason in Reason::ALL {
+            assert_eq!(reason.as_str().parse::<Reason>(), Ok(reason));
+        }
+    }
+
+    #[test]
+    fn error_messages_are_bounded_on_char_boundaries_and_never_empty() {
+        assert_eq!(truncate_error("  boom \n"), "boom");
+        assert!(!truncate_error("   ").is_empty());
+        let exact = "x".repeat(MAX_ERROR_CHARS);
+        assert_eq!(truncate_error(&exact), exact);
+        for unit in ["é", "日", "🦀", "a"] {
+            let long = unit.repeat(MAX_ERROR_CHARS * 5);
+            let cut = truncate_error(&long);
+            assert_eq!(cut.chars().count(), MAX_ERROR_CHARS, "{unit}");
+            assert!(cut.ends_with("[…]"), "{unit}");
+        }
+    }
+}

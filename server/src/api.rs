@@ -1,0 +1,138 @@
+//! The JSON API for scripts: the same domain calls as the server functions,
+//! with REST paths, JSON bodies, and errors as `{ "error": "..." }` with the
+//! status a client expects.
+
+use app::{
+    agent::AgentKind,
+    db::Db,
+    error::AppError,
+    project::{self, Project},
+    run::{runner::Runner, store as runs, SessionDetail},
+    session::{self, Session},
+    SessionState,
+};
+use axum::{
+    extract::{rejection::JsonRejection, Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub db: Db,
+    pub runner: Arc<Runner>,
+}
+
+/// The `/api` routes, ready to nest into a router of any state.
+pub fn router<S>(state: ApiState) -> Router<S> {
+    Router::new()
+        .route("/projects", get(list_projects))
+        .route("/projects/{project_id}/sessions", get(list_sessions).post(create_session))
+        .route("/sessions/{session_id}", get(session_detail))
+        .route("/sessions/{session_id}/messages", post(send_message))
+        .route("/sessions/{session_id}/cancel", post(cancel_run))
+        .with_state(state)
+}
+
+/// An error as JSON with its status.
+pub struct ApiError(StatusCode, String);
+
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        Self(StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), err.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = match rejection.status() {
+            StatusCode::BAD_REQUEST => StatusCode::UNPROCESSABLE_ENTITY,
+            other => other,
+        };
+        Self(status, rejection.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn project_id(raw: &str) -> Result<i32, ApiError> {
+    raw.parse()
+        .map_err(|_| AppError::NotFound(format!("project {raw} does not exist")).into())
+}
+
+async fn list_projects(State(api): State<ApiState>) -> ApiResult<Json<Vec<Project>>> {
+    Ok(Json(project::store::list(&api.db).await?))
+}
+
+#[derive(Deserialize)]
+struct SessionFilter {
+    state: Option<String>,
+}
+
+async fn list_sessions(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+    Query(filter): Query<SessionFilter>,
+) -> ApiResult<Json<Vec<Session>>> {
+    let state = filter
+        .state
+        .map(|s| s.parse::<SessionState>())
+        .transpose()
+        .map_err(|err| AppError::Invalid(err.to_string()))?;
+    let page = session::store::list_for_project(&api.db, project_id(&raw_id)?, state).await?;
+    Ok(Json(page.sessions))
+}
+
+#[derive(Deserialize)]
+struct NewSession {
+    name: String,
+    #[serde(default)]
+    agent: AgentKind,
+}
+
+async fn create_session(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+    body: Result<Json<NewSession>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    let Json(new) = body?;
+    let created = session::store::create(&api.db, project_id(&raw_id)?, &new.name, new.agent).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn session_detail(
+    State(api): State<ApiState>,
+    Path(session_id): Path<String>,
+) -> ApiResult<Json<SessionDetail>> {
+    Ok(Json(runs::detail(&api.db, &session_id).await?))
+}
+
+#[derive(Deserialize)]
+struct SendMessage {
+    message: String,
+}
+
+async fn send_message(
+    State(api): State<ApiState>,
+    Path(session_id): Path<String>,
+    body: Result<Json<SendMessage>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    let Json(send) = body?;
+    let session = api.runner.send(&session_id, &send.message).await?;
+    Ok((StatusCode::ACCEPTED, Json(session)))
+}
+
+async fn cancel_run(State(api): State<ApiState>, Path(session_id): Path<String>) -> ApiResult<Json<Session>> {
+    Ok(Json(api.runner.cancel(&session_id).await?))
+}
