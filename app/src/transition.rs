@@ -104,7 +104,10 @@ pub fn truncate_error(message: &str) -> String {
         return message.to_owned();
     }
     let keep = MAX_ERROR_CHARS - CUT_MARK.chars().count();
-    let cut = message.char_indices().nth(keep).map_or(message.len(), |(at, _)| at);
+    let cut = message
+        .char_indices()
+        .nth(keep)
+        .map_or(message.len(), |(at, _)| at);
     format!("{}{CUT_MARK}", &message[..cut])
 }
 
@@ -139,7 +142,11 @@ mod tests {
         ];
         for (from, event, expected) in table {
             let got = next_state(from, &event);
-            assert_eq!(got.as_ref().map(|(s, _)| *s), expected, "{from} + {event:?}");
+            assert_eq!(
+                got.as_ref().map(|(s, _)| *s),
+                expected,
+                "{from} + {event:?}"
+            );
             if let Some((to, message)) = got {
                 // The seed's invariant: a message exactly in the error state.
                 assert_eq!(message.is_some(), to == Error, "{from} + {event:?}");
@@ -150,7 +157,10 @@ mod tests {
             Some((Error, Some("exited with status 3".into())))
         );
         assert_eq!(
-            next_state(Working, &TransitionEvent::Interrupt).unwrap().1.unwrap(),
+            next_state(Working, &TransitionEvent::Interrupt)
+                .unwrap()
+                .1
+                .unwrap(),
             INTERRUPTED_MESSAGE
         );
     }

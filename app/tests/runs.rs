@@ -19,7 +19,9 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use tempfile::TempDir;
 
 fn fake_bin(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bin")
+        .join(name)
 }
 
 struct Fixture {
@@ -47,12 +49,22 @@ impl Fixture {
             ..config
         };
         let runner = Runner::new(db.clone(), config);
-        let project = project::store::add(&db, project_dir.to_str().unwrap(), None).await.unwrap();
-        Self { _dir: dir, project_dir, db, runner, project_id: project.id }
+        let project = project::store::add(&db, project_dir.to_str().unwrap(), None)
+            .await
+            .unwrap();
+        Self {
+            _dir: dir,
+            project_dir,
+            db,
+            runner,
+            project_id: project.id,
+        }
     }
 
     async fn session(&self, agent: AgentKind) -> Session {
-        session::store::create(&self.db, self.project_id, "s", agent).await.unwrap()
+        session::store::create(&self.db, self.project_id, "s", agent)
+            .await
+            .unwrap()
     }
 
     /// Sends and waits for the run to end.
@@ -127,7 +139,10 @@ async fn a_successful_shell_run_returns_to_idle_and_stores_the_answer() {
     let detail = fx.run(&session, "echo hello from $(basename $PWD)").await;
     assert_eq!(answer_of(&detail), "hello from project");
     let run = &detail.runs[0];
-    assert_eq!((run.outcome, run.exit_code), (Some(Outcome::Succeeded), Some(0)));
+    assert_eq!(
+        (run.outcome, run.exit_code),
+        (Some(Outcome::Succeeded), Some(0))
+    );
     assert!(run.duration_ms.is_some() && run.ended_at.is_some());
     assert_eq!(detail.messages[0].role, Role::User);
     let reasons: Vec<_> = detail.transitions.iter().map(|t| t.reason).collect();
@@ -139,7 +154,12 @@ async fn a_successful_shell_run_returns_to_idle_and_stores_the_answer() {
 async fn a_failing_command_records_its_status_and_stderr_tail() {
     let fx = Fixture::new().await;
     let session = fx.session(AgentKind::Shell).await;
-    let detail = fx.run(&session, "echo some output; echo 'disk is full' >&2; exit 3").await;
+    let detail = fx
+        .run(
+            &session,
+            "echo some output; echo 'disk is full' >&2; exit 3",
+        )
+        .await;
     assert_eq!(error_of(&detail), "exited with status 3: disk is full");
     assert_eq!(detail.runs[0].exit_code, Some(3));
     assert_eq!(detail.runs[0].outcome, Some(Outcome::Failed));
@@ -157,7 +177,10 @@ async fn an_unknown_command_is_an_error_naming_it() {
     let session = fx.session(AgentKind::Shell).await;
     let detail = fx.run(&session, "no-such-command-xyz --flag").await;
     let error = error_of(&detail);
-    assert!(error.contains("status 127") && error.contains("no-such-command-xyz"), "{error}");
+    assert!(
+        error.contains("status 127") && error.contains("no-such-command-xyz"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -166,25 +189,44 @@ async fn spawn_failures_are_clear_errors() {
     let session = fx.session(AgentKind::Shell).await;
     std::fs::remove_dir(&fx.project_dir).unwrap();
     let detail = fx.run(&session, "true").await;
-    assert!(error_of(&detail).contains("no longer exists"), "{}", error_of(&detail));
+    assert!(
+        error_of(&detail).contains("no longer exists"),
+        "{}",
+        error_of(&detail)
+    );
 
     let missing = Fixture::with_config(RunnerConfig::default()).await;
     let runner = Runner::new(
         missing.db.clone(),
-        RunnerConfig { claude_bin: Some("/nonexistent/claude".into()), ..RunnerConfig::default() },
+        RunnerConfig {
+            claude_bin: Some("/nonexistent/claude".into()),
+            ..RunnerConfig::default()
+        },
     );
     let claude = missing.session(AgentKind::Claude).await;
     runner.send(&claude.id, "hi").await.unwrap();
     let detail = missing.settled(&claude.id).await;
-    assert!(error_of(&detail).contains("/nonexistent/claude does not exist"), "{}", error_of(&detail));
+    assert!(
+        error_of(&detail).contains("/nonexistent/claude does not exist"),
+        "{}",
+        error_of(&detail)
+    );
 }
 
 #[tokio::test]
 async fn a_run_past_its_timeout_is_stopped_and_recorded_as_an_error() {
-    let fx = Fixture::with_config(RunnerConfig { run_timeout: Duration::from_millis(700), ..RunnerConfig::default() }).await;
+    let fx = Fixture::with_config(RunnerConfig {
+        run_timeout: Duration::from_millis(700),
+        ..RunnerConfig::default()
+    })
+    .await;
     let session = fx.session(AgentKind::Shell).await;
     let detail = fx.run(&session, "sleep 30").await;
-    assert!(error_of(&detail).contains("timed out"), "{}", error_of(&detail));
+    assert!(
+        error_of(&detail).contains("timed out"),
+        "{}",
+        error_of(&detail)
+    );
     wait_group_gone(detail.runs[0].pid.unwrap()).await;
 }
 
@@ -192,12 +234,18 @@ async fn a_run_past_its_timeout_is_stopped_and_recorded_as_an_error() {
 async fn cancel_stops_the_whole_process_group_and_returns_to_idle() {
     let fx = Fixture::new().await;
     let session = fx.session(AgentKind::Shell).await;
-    fx.runner.send(&session.id, "sleep 60 & sleep 60; wait").await.unwrap();
+    fx.runner
+        .send(&session.id, "sleep 60 & sleep 60; wait")
+        .await
+        .unwrap();
     let pgid = fx.pid(&session.id).await;
     assert!(group_alive(pgid));
 
     let cancelled = fx.runner.cancel(&session.id).await.unwrap();
-    assert_eq!((cancelled.state, cancelled.error_message), (SessionState::Idle, None));
+    assert_eq!(
+        (cancelled.state, cancelled.error_message),
+        (SessionState::Idle, None)
+    );
     wait_group_gone(pgid).await;
     let detail = store::detail(&fx.db, &session.id).await.unwrap();
     assert_eq!(detail.transitions.last().unwrap().reason, Reason::Cancelled);
@@ -211,9 +259,18 @@ async fn cancel_stops_the_whole_process_group_and_returns_to_idle() {
 async fn a_megabyte_of_stderr_is_stored_as_at_most_1000_characters() {
     let fx = Fixture::new().await;
     let session = fx.session(AgentKind::Shell).await;
-    let detail = fx.run(&session, "yes 'ünïcødé — error 🦀' | head -c 1048576 >&2; exit 1").await;
+    let detail = fx
+        .run(
+            &session,
+            "yes 'ünïcødé — error 🦀' | head -c 1048576 >&2; exit 1",
+        )
+        .await;
     let error = error_of(&detail);
-    assert!(error.chars().count() <= MAX_ERROR_CHARS, "{} chars", error.chars().count());
+    assert!(
+        error.chars().count() <= MAX_ERROR_CHARS,
+        "{} chars",
+        error.chars().count()
+    );
     assert!(error.starts_with("exited with status 1: "), "{error}");
     assert!(error.ends_with("[…]"));
 }
@@ -224,7 +281,11 @@ async fn sends_are_validated_before_anything_starts() {
     let session = fx.session(AgentKind::Shell).await;
     let empty = fx.runner.send(&session.id, "  \n ").await.unwrap_err();
     assert_eq!(empty.status(), 422);
-    let huge = fx.runner.send(&session.id, &"x".repeat(app::run::MAX_MESSAGE_BYTES + 1)).await.unwrap_err();
+    let huge = fx
+        .runner
+        .send(&session.id, &"x".repeat(app::run::MAX_MESSAGE_BYTES + 1))
+        .await
+        .unwrap_err();
     assert_eq!(huge.status(), 413);
     let unknown = fx.runner.send("no-such-session", "true").await.unwrap_err();
     assert_eq!(unknown.status(), 404);
@@ -249,7 +310,14 @@ async fn of_100_concurrent_sends_exactly_one_starts_a_run() {
     assert_eq!((started, busy), (1, 99));
     let detail = fx.settled(&session.id).await;
     assert_eq!(detail.runs.len(), 1);
-    assert_eq!(detail.messages.iter().filter(|m| m.role == Role::User).count(), 1);
+    assert_eq!(
+        detail
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .count(),
+        1
+    );
 }
 
 async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
@@ -267,17 +335,27 @@ async fn recovery_marks_sessions_left_working_as_interrupted() {
     let bystander = fx.session(AgentKind::Shell).await;
     // A run recorded as started by a server that then died: no process here.
     let id = orphan.id.clone();
-    fx.db.run(move |conn| store::start(conn, &id, "sleep 30").map(|_| ())).await.unwrap();
+    fx.db
+        .run(move |conn| store::start(conn, &id, "sleep 30").map(|_| ()))
+        .await
+        .unwrap();
 
     assert_eq!(fx.runner.recover().await.unwrap(), 1);
     let detail = store::detail(&fx.db, &orphan.id).await.unwrap();
     assert_eq!(error_of(&detail), INTERRUPTED_MESSAGE);
-    assert_eq!(detail.transitions.last().unwrap().reason, Reason::Interrupted);
+    assert_eq!(
+        detail.transitions.last().unwrap().reason,
+        Reason::Interrupted
+    );
     assert_eq!(detail.runs[0].outcome, Some(Outcome::Interrupted));
     let untouched = store::detail(&fx.db, &bystander.id).await.unwrap();
     assert_eq!(untouched.session.state, SessionState::Idle);
     assert!(untouched.transitions.is_empty());
-    assert_eq!(fx.runner.recover().await.unwrap(), 0, "recovery is idempotent");
+    assert_eq!(
+        fx.runner.recover().await.unwrap(),
+        0,
+        "recovery is idempotent"
+    );
 }
 
 #[tokio::test]
@@ -290,7 +368,10 @@ async fn shutdown_interrupts_runs_and_leaves_no_process_behind() {
     wait_group_gone(pgid).await;
     let detail = store::detail(&fx.db, &session.id).await.unwrap();
     assert_eq!(error_of(&detail), INTERRUPTED_MESSAGE);
-    assert_eq!(detail.transitions.last().unwrap().reason, Reason::Interrupted);
+    assert_eq!(
+        detail.transitions.last().unwrap().reason,
+        Reason::Interrupted
+    );
     assert_eq!(detail.runs[0].outcome, Some(Outcome::Interrupted));
 }
 
@@ -300,22 +381,41 @@ async fn claude_success_continues_the_conversation_with_resume() {
     let session = fx.session(AgentKind::Claude).await;
     let first = fx.run(&session, "success one").await;
     assert_eq!(answer_of(&first), "Done: success one");
-    let claude_id = first.session.external_id.clone().expect("claude session id stored");
+    let claude_id = first
+        .session
+        .external_id
+        .clone()
+        .expect("claude session id stored");
     assert_eq!(first.runs[0].cost_usd, Some(0.0123));
-    assert_eq!(first.runs[0].agent_session_id.as_deref(), Some(claude_id.as_str()));
+    assert_eq!(
+        first.runs[0].agent_session_id.as_deref(),
+        Some(claude_id.as_str())
+    );
 
     let second = fx.run(&session, "success two").await;
     assert_eq!(answer_of(&second), "Done: success two");
-    assert_eq!(fx.agent_args(), format!("--session-id {claude_id}\n--resume {claude_id}\n"));
+    assert_eq!(
+        fx.agent_args(),
+        format!("--session-id {claude_id}\n--resume {claude_id}\n")
+    );
 }
 
 #[tokio::test]
 async fn claude_failures_take_the_message_from_the_best_source() {
     let fx = Fixture::new().await;
     let cases = [
-        ("is-error", "error_during_execution: API Error: Overloaded (API status 529)"),
-        ("stdout-error", "claude exited with status 1: Invalid API key · Please run /login"),
-        ("crash", "claude exited with status 2: fatal: the agent crashed mid-stream"),
+        (
+            "is-error",
+            "error_during_execution: API Error: Overloaded (API status 529)",
+        ),
+        (
+            "stdout-error",
+            "claude exited with status 1: Invalid API key · Please run /login",
+        ),
+        (
+            "crash",
+            "claude exited with status 2: fatal: the agent crashed mid-stream",
+        ),
     ];
     for (message, expected) in cases {
         let session = fx.session(AgentKind::Claude).await;
@@ -334,7 +434,10 @@ async fn claude_malformed_lines_are_skipped_and_a_lingering_process_is_stopped()
     let clock = std::time::Instant::now();
     let detail = fx.run(&session, "linger").await;
     assert_eq!(answer_of(&detail), "finished but lingering");
-    assert!(clock.elapsed() < Duration::from_secs(10), "waited for the lingering process");
+    assert!(
+        clock.elapsed() < Duration::from_secs(10),
+        "waited for the lingering process"
+    );
     wait_group_gone(detail.runs.last().unwrap().pid.unwrap()).await;
 }
 
@@ -344,7 +447,10 @@ async fn codex_success_failure_and_resume() {
     let session = fx.session(AgentKind::Codex).await;
     let first = fx.run(&session, "hello").await;
     assert_eq!(answer_of(&first), "Codex answer");
-    assert_eq!(first.session.external_id.as_deref(), Some("thread-fake-123"));
+    assert_eq!(
+        first.session.external_id.as_deref(),
+        Some("thread-fake-123")
+    );
 
     let failed = fx.run(&session, "fail now").await;
     assert_eq!(error_of(&failed), "model overloaded, try again later");

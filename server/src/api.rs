@@ -32,7 +32,10 @@ pub struct ApiState {
 pub fn router<S>(state: ApiState) -> Router<S> {
     Router::new()
         .route("/projects", get(list_projects))
-        .route("/projects/{project_id}/sessions", get(list_sessions).post(create_session))
+        .route(
+            "/projects/{project_id}/sessions",
+            get(list_sessions).post(create_session),
+        )
         .route("/sessions/{session_id}", get(session_detail))
         .route("/sessions/{session_id}/messages", post(send_message))
         .route("/sessions/{session_id}/cancel", post(cancel_run))
@@ -44,7 +47,10 @@ pub struct ApiError(StatusCode, String);
 
 impl From<AppError> for ApiError {
     fn from(err: AppError) -> Self {
-        Self(StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), err.to_string())
+        Self(
+            StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            err.to_string(),
+        )
     }
 }
 
@@ -107,7 +113,8 @@ async fn create_session(
     body: Result<Json<NewSession>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
     let Json(new) = body?;
-    let created = session::store::create(&api.db, project_id(&raw_id)?, &new.name, new.agent).await?;
+    let created =
+        session::store::create(&api.db, project_id(&raw_id)?, &new.name, new.agent).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -133,6 +140,9 @@ async fn send_message(
     Ok((StatusCode::ACCEPTED, Json(session)))
 }
 
-async fn cancel_run(State(api): State<ApiState>, Path(session_id): Path<String>) -> ApiResult<Json<Session>> {
+async fn cancel_run(
+    State(api): State<ApiState>,
+    Path(session_id): Path<String>,
+) -> ApiResult<Json<Session>> {
     Ok(Json(api.runner.cancel(&session_id).await?))
 }

@@ -49,7 +49,12 @@ pub struct ServeArgs {
     pub codex_bin: Option<PathBuf>,
 
     /// Seconds a run may take before it is stopped and recorded as an error.
-    #[arg(long, env = "AGENTDECK_RUN_TIMEOUT", value_name = "SECONDS", default_value_t = 1800)]
+    #[arg(
+        long,
+        env = "AGENTDECK_RUN_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
     pub run_timeout: u64,
 }
 

@@ -59,9 +59,15 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
     tracing::info!(database = %database_url, "database ready");
 
     let runner = Runner::new(db.clone(), args.runner_config());
-    let interrupted = runner.recover().await.map_err(|err| Fatal(err.to_string()))?;
+    let interrupted = runner
+        .recover()
+        .await
+        .map_err(|err| Fatal(err.to_string()))?;
     if interrupted > 0 {
-        tracing::warn!(interrupted, "marked runs left over by a previous server as interrupted");
+        tracing::warn!(
+            interrupted,
+            "marked runs left over by a previous server as interrupted"
+        );
     }
 
     let addr = SocketAddr::new(args.bind, args.port);

@@ -35,7 +35,9 @@ pub fn router(db: Db, runner: Arc<Runner>, options: LeptosOptions) -> Router {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            context, shell,
+        ))
         .with_state(options)
         .layer(middleware::from_fn(refuse_cross_origin_writes))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -47,11 +49,18 @@ pub fn router(db: Db, runner: Arc<Runner>, options: LeptosOptions) -> Router {
 /// make it do anything: a state-changing request whose `Origin` is not this
 /// server is refused (CSRF). Scripts that send no `Origin` are unaffected.
 async fn refuse_cross_origin_writes(request: Request, next: Next) -> Response {
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if !safe {
         let headers = request.headers();
         if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, host)| host);
+            let origin_host = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://"))
+                .map(|(_, host)| host);
             let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
             if origin_host.is_none() || origin_host != host {
                 let body = axum::Json(serde_json::json!({

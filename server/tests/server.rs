@@ -1,21 +1,33 @@
 //! The real `agentdeck` binary on a random port and a fresh SQLite file.
 
+use nix::{
+    sys::signal::{kill, killpg, Signal},
+    unistd::Pid,
+};
+use serde_json::{json, Value};
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
     process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
 };
 
 /// A running server, killed when dropped.
 struct Server {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    dir: Arc<tempfile::TempDir>,
 }
 
 impl Server {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(Arc::new(tempfile::tempdir().unwrap()))
+    }
+
+    /// A server on the database in `dir` (a second server on the same
+    /// directory sees what the first one wrote).
+    fn start_in(dir: Arc<tempfile::TempDir>) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentdeck"))
             .args(["serve", "--port", "0", "--database-url"])
             .arg(dir.path().join("agentdeck.db"))
@@ -33,21 +45,31 @@ impl Server {
             .strip_prefix("agentdeck listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
-        Self {
-            child,
-            addr,
-            _dir: dir,
-        }
+        Self { child, addr, dir }
     }
 
-    /// Sends one HTTP/1.1 request; returns the status and body.
+    /// Sends one form-encoded HTTP/1.1 request; returns the status and body.
     fn request(&self, method: &str, path: &str, form: Option<&str>) -> (u16, String) {
+        let headers =
+            "Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n";
+        self.send(method, path, headers, form.unwrap_or(""))
+    }
+
+    /// Sends a JSON request; returns the status and the parsed body.
+    fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, text) = self.send(method, path, "Content-Type: application/json\r\n", &body);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn send(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
-        let body = form.unwrap_or("");
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{headers}\
              Content-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
@@ -132,4 +154,195 @@ fn server_functions_answer_with_the_status_of_their_error() {
     let (status, body) = server.request("GET", "/projects/1/sessions", None);
     assert_eq!(status, 200);
     assert!(body.contains(">one<"), "{body}");
+}
+
+/// A project directory and a shell session in it, made through the JSON API.
+fn project_with_session(server: &Server) -> String {
+    let project_dir = server.dir.path().join("project");
+    std::fs::create_dir_all(&project_dir).unwrap();
+    let form = format!("path={}", project_dir.display());
+    let (status, body) = server.request("POST", "/rpc/add_project", Some(&form));
+    assert_eq!(status, 200, "{body}");
+    let (status, session) = server.json(
+        "POST",
+        "/api/projects/1/sessions",
+        Some(json!({"name": "job", "agent": "shell"})),
+    );
+    assert_eq!(status, 201, "{session}");
+    session["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls the session until `done` holds for it.
+fn wait_for(server: &Server, session_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..200 {
+        let (status, detail) = server.json("GET", &format!("/api/sessions/{session_id}"), None);
+        assert_eq!(status, 200, "{detail}");
+        if done(&detail) {
+            return detail;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("session {session_id} never reached the expected state");
+}
+
+fn run_pid(detail: &Value) -> Option<i32> {
+    detail["runs"].as_array()?.last()?["pid"]
+        .as_i64()
+        .map(|pid| pid as i32)
+}
+
+fn group_alive(pgid: i32) -> bool {
+    killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Whether the group is gone within a few seconds (killed processes linger
+/// as zombies until their new parent reaps them).
+fn group_ends(pgid: i32) -> bool {
+    (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !group_alive(pgid)
+    })
+}
+
+const INTERRUPTED: &str = "Interrupted: the server stopped while this run was in progress";
+
+#[test]
+fn the_json_api_answers_with_the_right_statuses() {
+    let server = Server::start();
+    let id = project_with_session(&server);
+    let messages = format!("/api/sessions/{id}/messages");
+
+    let (status, body) = server.json("POST", &messages, Some(json!({"message": "sleep 5"})));
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (202, Some("working")),
+        "{body}"
+    );
+    let (status, body) = server.json("POST", &messages, Some(json!({"message": "true"})));
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["error"],
+        "session is busy: a run is in progress; wait for it to finish or cancel it"
+    );
+
+    let (status, body) = server.json("GET", "/api/projects/1/sessions?state=working", None);
+    assert_eq!(
+        (status, body.as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{body}"
+    );
+    let (status, body) = server.json("GET", "/api/projects/1/sessions?state=idle", None);
+    assert_eq!(
+        (status, body.as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{body}"
+    );
+    let (status, body) = server.json("GET", "/api/projects/1/sessions?state=paused", None);
+    assert_eq!(status, 422, "{body}");
+
+    let (status, body) = server.json("POST", &format!("/api/sessions/{id}/cancel"), None);
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("idle")),
+        "{body}"
+    );
+
+    let (status, body) = server.json("POST", &messages, Some(json!({"message": "  "})));
+    assert_eq!(status, 422, "{body}");
+    let huge = "x".repeat(100_001);
+    let (status, body) = server.json("POST", &messages, Some(json!({ "message": huge })));
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = server.json("POST", &messages, Some(json!({"text": "wrong field"})));
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = server.json(
+        "POST",
+        "/api/sessions/nope/messages",
+        Some(json!({"message": "true"})),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = server.json("GET", "/api/projects/99/sessions", None);
+    assert_eq!(status, 404);
+    let (status, projects) = server.json("GET", "/api/projects", None);
+    assert_eq!((status, projects.as_array().map(Vec::len)), (200, Some(1)));
+}
+
+#[test]
+fn cross_origin_writes_are_refused() {
+    let server = Server::start();
+    let id = project_with_session(&server);
+    let body = json!({"message": "touch pwned"}).to_string();
+    let headers = "Content-Type: application/json\r\nOrigin: http://evil.example\r\n";
+    let (status, text) = server.send(
+        "POST",
+        &format!("/api/sessions/{id}/messages"),
+        headers,
+        &body,
+    );
+    assert_eq!(status, 403, "{text}");
+    let (status, _) = server.send(
+        "POST",
+        "/rpc/add_project",
+        "Origin: http://evil.example\r\n",
+        "path=/tmp",
+    );
+    assert_eq!(status, 403);
+    let detail = wait_for(&server, &id, |_| true);
+    assert_eq!(detail["session"]["state"], "idle");
+    assert!(detail["runs"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_killed_server_leaves_no_session_stuck_working() {
+    let first = Server::start();
+    let id = project_with_session(&first);
+    let (status, _) = first.json(
+        "POST",
+        &format!("/api/sessions/{id}/messages"),
+        Some(json!({"message": "sleep 30"})),
+    );
+    assert_eq!(status, 202);
+    let pid = run_pid(&wait_for(&first, &id, |d| run_pid(d).is_some())).unwrap();
+
+    let dir = Arc::clone(&first.dir);
+    drop(first); // SIGKILL: no chance to clean up
+                 // The orphaned agent is not the new server's to kill; the test tidies it.
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+
+    let second = Server::start_in(dir);
+    let detail = wait_for(&second, &id, |_| true);
+    assert_eq!(detail["session"]["state"], "error");
+    assert_eq!(detail["session"]["error_message"], INTERRUPTED);
+    assert_eq!(
+        detail["transitions"].as_array().unwrap().last().unwrap()["reason"],
+        "interrupted"
+    );
+    assert_eq!(detail["runs"][0]["outcome"], "interrupted");
+}
+
+#[test]
+fn a_graceful_stop_interrupts_runs_and_ends_their_processes() {
+    let mut first = Server::start();
+    let id = project_with_session(&first);
+    let (status, _) = first.json(
+        "POST",
+        &format!("/api/sessions/{id}/messages"),
+        Some(json!({"message": "sleep 30"})),
+    );
+    assert_eq!(status, 202);
+    let pid = run_pid(&wait_for(&first, &id, |d| run_pid(d).is_some())).unwrap();
+    assert!(group_alive(pid));
+
+    kill(Pid::from_raw(first.child.id() as i32), Signal::SIGTERM).unwrap();
+    let exit = first.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        group_ends(pid),
+        "the agent's process group outlived the server"
+    );
+
+    let second = Server::start_in(Arc::clone(&first.dir));
+    let detail = wait_for(&second, &id, |_| true);
+    assert_eq!(detail["session"]["state"], "error");
+    assert_eq!(detail["session"]["error_message"], INTERRUPTED);
+    assert_eq!(detail["runs"][0]["outcome"], "interrupted");
 }

@@ -5,7 +5,9 @@ use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     components::SessionStateBadge,
     error::AppError,
-    run::{load_session_detail, CancelRun, Message, Outcome, Role, Run, SendMessage, SessionDetail},
+    run::{
+        load_session_detail, CancelRun, Message, Outcome, Role, Run, SendMessage, SessionDetail,
+    },
     session_state::SessionState,
 };
 use leptos::{html, prelude::*};
@@ -16,7 +18,9 @@ use leptos_router::hooks::use_params_map;
 pub fn SessionPage() -> impl IntoView {
     let (project_id, session_id) = use_params_map().with_untracked(|params| {
         (
-            params.get("project_id").and_then(|id| id.parse::<i32>().ok()),
+            params
+                .get("project_id")
+                .and_then(|id| id.parse::<i32>().ok()),
             params.get("session_id").unwrap_or_default(),
         )
     });
@@ -91,8 +95,19 @@ fn SessionConsole(detail: SessionDetail) -> impl IntoView {
     });
 
     let state = move || detail.with(|d| d.session.state);
-    let send_error = move || send.value().get().and_then(Result::err).map(|e| e.to_string());
-    let cancel_error = move || cancel.value().get().and_then(Result::err).map(|e| e.to_string());
+    let send_error = move || {
+        send.value()
+            .get()
+            .and_then(Result::err)
+            .map(|e| e.to_string())
+    };
+    let cancel_error = move || {
+        cancel
+            .value()
+            .get()
+            .and_then(Result::err)
+            .map(|e| e.to_string())
+    };
     let (cancel_id, send_id) = (session_id.clone(), session_id);
 
     view! {
@@ -170,13 +185,16 @@ fn MessageItem(message: Message, run: Option<Run>) -> impl IntoView {
         Role::User => ("message message-user", "You"),
         Role::Agent => ("message message-agent", "Agent"),
     };
-    let run_summary = (message.role == Role::User).then_some(run).flatten().map(|run| {
-        let outcome = run.outcome.map_or("running", Outcome::as_str);
-        match run.duration_ms {
-            Some(ms) => format!("{outcome} · {}", format_duration(ms)),
-            None => outcome.to_owned(),
-        }
-    });
+    let run_summary = (message.role == Role::User)
+        .then_some(run)
+        .flatten()
+        .map(|run| {
+            let outcome = run.outcome.map_or("running", Outcome::as_str);
+            match run.duration_ms {
+                Some(ms) => format!("{outcome} · {}", format_duration(ms)),
+                None => outcome.to_owned(),
+            }
+        });
     view! {
         <li class=class>
             <span class="message-author">{who}</span>

@@ -15,7 +15,12 @@ const ERROR_TAIL_BYTES: usize = 4 * 1024;
 /// The arguments for one run of `agent` with `message`. `external_id` is
 /// the agent's conversation id from earlier runs; `new_id` names a new
 /// Claude conversation.
-pub fn arguments(agent: AgentKind, message: &str, external_id: Option<&str>, new_id: &str) -> Vec<String> {
+pub fn arguments(
+    agent: AgentKind,
+    message: &str,
+    external_id: Option<&str>,
+    new_id: &str,
+) -> Vec<String> {
     let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
     match agent {
         AgentKind::Shell => owned(&["-c", message]),
@@ -152,7 +157,10 @@ impl Output {
             }
             Some("result") => {
                 self.cost_usd = event.get("total_cost_usd").and_then(Value::as_f64);
-                let is_error = event.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+                let is_error = event
+                    .get("is_error")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 let subtype = text("subtype").unwrap_or_default();
                 let result = text("result").unwrap_or_default();
                 if is_error || (subtype != "success" && !subtype.is_empty()) {
@@ -177,7 +185,12 @@ impl Output {
     }
 
     fn codex_event(&mut self, event: &Value) -> bool {
-        let message_at = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+        let message_at = |pointer: &str| {
+            event
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         match event.get("type").and_then(Value::as_str) {
             Some("thread.started") => {
                 self.agent_session_id = message_at("/thread_id");
@@ -229,7 +242,9 @@ impl Output {
         };
         let status = match self.agent {
             AgentKind::Shell => status,
-            agent if exit == Some(Exit::Code(0)) => format!("{agent} exited without a final result"),
+            agent if exit == Some(Exit::Code(0)) => {
+                format!("{agent} exited without a final result")
+            }
             agent => format!("{agent} {status}"),
         };
         let detail = match self.last_error_event.take() {
@@ -237,7 +252,11 @@ impl Output {
             None if !self.stderr.is_empty() => self.stderr.into_string(),
             None => self.plain_stdout.into_string(),
         };
-        Err(if detail.is_empty() { status } else { format!("{status}: {detail}") })
+        Err(if detail.is_empty() {
+            status
+        } else {
+            format!("{status}: {detail}")
+        })
     }
 }
 
@@ -255,16 +274,30 @@ mod tests {
 
     #[test]
     fn command_lines_start_or_continue_the_agents_conversation() {
-        assert_eq!(arguments(AgentKind::Shell, "ls -l", None, "n"), ["-c", "ls -l"]);
+        assert_eq!(
+            arguments(AgentKind::Shell, "ls -l", None, "n"),
+            ["-c", "ls -l"]
+        );
         assert_eq!(
             arguments(AgentKind::Claude, "hi", None, "new-id"),
-            ["-p", "hi", "--output-format", "stream-json", "--verbose", "--session-id", "new-id"]
+            [
+                "-p",
+                "hi",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--session-id",
+                "new-id"
+            ]
         );
         assert_eq!(
             arguments(AgentKind::Claude, "hi", Some("old"), "new-id")[5..],
             ["--resume", "old"]
         );
-        assert_eq!(arguments(AgentKind::Codex, "hi", None, "n"), ["exec", "--json", "hi"]);
+        assert_eq!(
+            arguments(AgentKind::Codex, "hi", None, "n"),
+            ["exec", "--json", "hi"]
+        );
         assert_eq!(
             arguments(AgentKind::Codex, "hi", Some("t1"), "n"),
             ["exec", "resume", "t1", "--json", "hi"]
@@ -284,8 +317,14 @@ mod tests {
 
     #[test]
     fn claude_without_a_result_is_a_failure_even_with_exit_zero() {
-        let output = feed(AgentKind::Claude, &[r#"{"type":"assistant","message":{"content":[{"type":"text","text":"partial"}]}}"#]);
-        assert_eq!(output.finish(Some(Exit::Code(0))), Err("claude exited without a final result".into()));
+        let output = feed(
+            AgentKind::Claude,
+            &[r#"{"type":"assistant","message":{"content":[{"type":"text","text":"partial"}]}}"#],
+        );
+        assert_eq!(
+            output.finish(Some(Exit::Code(0))),
+            Err("claude exited without a final result".into())
+        );
         let garbage = feed(AgentKind::Claude, &["not json", "{\"type\":"]);
         assert_eq!(garbage.malformed_lines, 2);
         assert_eq!(
@@ -296,13 +335,22 @@ mod tests {
 
     #[test]
     fn claude_error_results_name_their_kind() {
-        let output = feed(AgentKind::Claude, &[r#"{"type":"result","subtype":"error_max_turns","is_error":true}"#]);
-        assert_eq!(output.finish(Some(Exit::Code(0))), Err("error_max_turns".into()));
+        let output = feed(
+            AgentKind::Claude,
+            &[r#"{"type":"result","subtype":"error_max_turns","is_error":true}"#],
+        );
+        assert_eq!(
+            output.finish(Some(Exit::Code(0))),
+            Err("error_max_turns".into())
+        );
     }
 
     #[test]
     fn codex_error_events_explain_a_crash() {
-        let output = feed(AgentKind::Codex, &[r#"{"type":"error","message":"rate limited"}"#]);
+        let output = feed(
+            AgentKind::Codex,
+            &[r#"{"type":"error","message":"rate limited"}"#],
+        );
         assert_eq!(
             output.finish(Some(Exit::Code(1))),
             Err("codex exited with status 1: rate limited".into())
@@ -313,9 +361,15 @@ mod tests {
     fn shell_status_and_signals_are_described() {
         let mut output = Output::new(AgentKind::Shell);
         output.stderr_line("");
-        assert_eq!(output.finish(Some(Exit::Code(4))), Err("exited with status 4".into()));
+        assert_eq!(
+            output.finish(Some(Exit::Code(4))),
+            Err("exited with status 4".into())
+        );
         let killed = Output::new(AgentKind::Shell);
-        assert_eq!(killed.finish(Some(Exit::Signal(9))), Err("killed by signal 9 (SIGKILL)".into()));
+        assert_eq!(
+            killed.finish(Some(Exit::Signal(9))),
+            Err("killed by signal 9 (SIGKILL)".into())
+        );
         let mut ok = Output::new(AgentKind::Shell);
         ok.stdout_line("a");
         ok.stdout_line("b");

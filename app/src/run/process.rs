@@ -19,7 +19,10 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// The error says what to fix (missing executable, missing directory).
 pub fn spawn(program: &Path, args: &[String], dir: &Path) -> Result<Child, String> {
     if !dir.is_dir() {
-        return Err(format!("cannot start the agent: the project directory {} no longer exists", dir.display()));
+        return Err(format!(
+            "cannot start the agent: the project directory {} no longer exists",
+            dir.display()
+        ));
     }
     Command::new(program)
         .args(args)
@@ -32,10 +35,16 @@ pub fn spawn(program: &Path, args: &[String], dir: &Path) -> Result<Child, Strin
         .spawn()
         .map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => {
-                format!("cannot start the agent: {} was not found", program.display())
+                format!(
+                    "cannot start the agent: {} was not found",
+                    program.display()
+                )
             }
             std::io::ErrorKind::PermissionDenied => {
-                format!("cannot start the agent: {} is not executable", program.display())
+                format!(
+                    "cannot start the agent: {} is not executable",
+                    program.display()
+                )
             }
             _ => format!("cannot start the agent {}: {err}", program.display()),
         })
@@ -70,7 +79,10 @@ pub struct LineReader<R> {
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
     pub fn new(reader: R) -> Self {
-        Self { reader: BufReader::with_capacity(64 * 1024, reader), line: Vec::new() }
+        Self {
+            reader: BufReader::with_capacity(64 * 1024, reader),
+            line: Vec::new(),
+        }
     }
 
     /// The next line without its newline (lossily decoded), or `None` at the end.
@@ -98,7 +110,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     fn take_line(&mut self) -> String {
-        let line = String::from_utf8_lossy(&self.line).trim_end_matches('\r').to_owned();
+        let line = String::from_utf8_lossy(&self.line)
+            .trim_end_matches('\r')
+            .to_owned();
         self.line.clear();
         line
     }
@@ -113,7 +127,10 @@ pub struct Tail {
 
 impl Tail {
     pub fn new(limit: usize) -> Self {
-        Self { text: String::new(), limit }
+        Self {
+            text: String::new(),
+            limit,
+        }
     }
 
     pub fn push_line(&mut self, line: &str) {
@@ -159,7 +176,10 @@ mod tests {
         let mut reader = LineReader::new(&input[..]);
         assert_eq!(reader.next_line().await.as_deref(), Some("one"));
         assert_eq!(reader.next_line().await.as_deref(), Some("two"));
-        assert_eq!(reader.next_line().await.map(|l| l.len()), Some(MAX_LINE_BYTES));
+        assert_eq!(
+            reader.next_line().await.map(|l| l.len()),
+            Some(MAX_LINE_BYTES)
+        );
         assert_eq!(reader.next_line().await.as_deref(), Some("last"));
         assert_eq!(reader.next_line().await, None);
     }

@@ -74,7 +74,11 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(db: Db, config: RunnerConfig) -> Arc<Self> {
-        Arc::new(Self { db, config, active: Mutex::new(HashMap::new()) })
+        Arc::new(Self {
+            db,
+            config,
+            active: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The executable for `agent`, or why there is none.
@@ -86,9 +90,13 @@ impl Runner {
         };
         match configured {
             Some(path) if path.is_file() => Ok(path.clone()),
-            Some(path) => Err(format!("{agent} is not available: {} does not exist", path.display())),
-            None => find_on_path(agent.as_str())
-                .ok_or_else(|| format!("{agent} is not available: not found on PATH (or set {flag})")),
+            Some(path) => Err(format!(
+                "{agent} is not available: {} does not exist",
+                path.display()
+            )),
+            None => find_on_path(agent.as_str()).ok_or_else(|| {
+                format!("{agent} is not available: not found on PATH (or set {flag})")
+            }),
         }
     }
 
@@ -96,15 +104,24 @@ impl Runner {
     pub fn choices(&self) -> Vec<AgentChoice> {
         AgentKind::ALL
             .into_iter()
-            .map(|kind| AgentChoice { kind, unavailable: self.program(kind).err() })
+            .map(|kind| AgentChoice {
+                kind,
+                unavailable: self.program(kind).err(),
+            })
             .collect()
     }
 
     /// Sends `message`: the session becomes `working` (or the call fails with
     /// 409 if it already is) and the agent starts in the background.
-    pub async fn send(self: &Arc<Self>, session_id: &str, message: &str) -> Result<Session, AppError> {
+    pub async fn send(
+        self: &Arc<Self>,
+        session_id: &str,
+        message: &str,
+    ) -> Result<Session, AppError> {
         if message.trim().is_empty() {
-            return Err(AppError::Invalid("Message is empty: type what the agent should do".into()));
+            return Err(AppError::Invalid(
+                "Message is empty: type what the agent should do".into(),
+            ));
         }
         if message.len() > MAX_MESSAGE_BYTES {
             return Err(AppError::TooLarge(format!(
@@ -113,13 +130,21 @@ impl Runner {
             )));
         }
         let (id, text) = (session_id.to_owned(), message.to_owned());
-        let started = self.db.run(move |conn| store::start(conn, &id, &text)).await?;
+        let started = self
+            .db
+            .run(move |conn| store::start(conn, &id, &text))
+            .await?;
         tracing::info!(session_id = %started.session.id, run_id = %started.run_id, "run started");
 
         let (stop_tx, stop_rx) = watch::channel(None);
         let (done_tx, done_rx) = watch::channel(false);
-        let active = ActiveRun { run_id: started.run_id.clone(), stop: stop_tx, done: done_rx };
-        self.active_runs().insert(started.session.id.clone(), active);
+        let active = ActiveRun {
+            run_id: started.run_id.clone(),
+            stop: stop_tx,
+            done: done_rx,
+        };
+        self.active_runs()
+            .insert(started.session.id.clone(), active);
         let session = started.session.clone();
         tokio::spawn(Arc::clone(self).drive(started, stop_rx, done_tx));
         Ok(session)
@@ -138,10 +163,16 @@ impl Runner {
             }
             None => {
                 let id = session_id.to_owned();
-                match self.db.run(move |conn| store::cancel_orphan(conn, &id)).await? {
+                match self
+                    .db
+                    .run(move |conn| store::cancel_orphan(conn, &id))
+                    .await?
+                {
                     Applied::Changed(_) => {}
                     Applied::NotFound => {
-                        return Err(AppError::NotFound(format!("session {session_id} does not exist")))
+                        return Err(AppError::NotFound(format!(
+                            "session {session_id} does not exist"
+                        )))
                     }
                     Applied::Refused { current } => {
                         return Err(AppError::Conflict(format!(
@@ -181,16 +212,25 @@ impl Runner {
     }
 
     fn active_runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveRun>> {
-        self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn drive(self: Arc<Self>, started: Started, mut stop: watch::Receiver<Option<Stop>>, done: watch::Sender<bool>) {
+    async fn drive(
+        self: Arc<Self>,
+        started: Started,
+        mut stop: watch::Receiver<Option<Stop>>,
+        done: watch::Sender<bool>,
+    ) {
         let clock = Instant::now();
         let (event, mut ending) = self.execute(&started, &mut stop).await;
         ending.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
         let finish = {
             let (started, event) = (started.clone(), event.clone());
-            self.db.run(move |conn| store::finish(conn, &started, &event, ending)).await
+            self.db
+                .run(move |conn| store::finish(conn, &started, &event, ending))
+                .await
         };
         match finish {
             Ok(_) => tracing::info!(
@@ -199,11 +239,16 @@ impl Runner {
                 reason = %event.reason(),
                 "run ended"
             ),
-            Err(err) => tracing::error!(run_id = %started.run_id, error = %err, "recording the run's end failed"),
+            Err(err) => {
+                tracing::error!(run_id = %started.run_id, error = %err, "recording the run's end failed")
+            }
         }
         {
             let mut active = self.active_runs();
-            if active.get(&started.session.id).is_some_and(|run| run.run_id == started.run_id) {
+            if active
+                .get(&started.session.id)
+                .is_some_and(|run| run.run_id == started.run_id)
+            {
                 active.remove(&started.session.id);
             }
         }
@@ -211,7 +256,11 @@ impl Runner {
     }
 
     /// Runs the agent to its end; returns the transition to record.
-    async fn execute(&self, started: &Started, stop: &mut watch::Receiver<Option<Stop>>) -> (TransitionEvent, Ending) {
+    async fn execute(
+        &self,
+        started: &Started,
+        stop: &mut watch::Receiver<Option<Stop>>,
+    ) -> (TransitionEvent, Ending) {
         let agent = started.session.agent;
         let fail = |message: String| (TransitionEvent::Fail(message), Ending::default());
         let program = match self.program(agent) {
@@ -230,7 +279,11 @@ impl Runner {
         };
         let pgid = child.id().unwrap_or_default();
         let run_id = started.run_id.clone();
-        if let Err(err) = self.db.run(move |conn| store::set_pid(conn, &run_id, pgid)).await {
+        if let Err(err) = self
+            .db
+            .run(move |conn| store::set_pid(conn, &run_id, pgid))
+            .await
+        {
             tracing::warn!(error = %err, "could not record the run's pid");
         }
 

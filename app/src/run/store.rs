@@ -37,7 +37,13 @@ pub async fn detail(db: &Db, session_id: &str) -> Result<SessionDetail, AppError
                 .select(Run::as_select())
                 .load(conn)?;
             let transitions = writer::history(conn, &id)?;
-            Ok(SessionDetail { project, session, messages, runs, transitions })
+            Ok(SessionDetail {
+                project,
+                session,
+                messages,
+                runs,
+                transitions,
+            })
         })
     })
     .await
@@ -55,23 +61,34 @@ pub struct Started {
 
 /// Starts a run: `idle|error → working`, the run row and the user's message,
 /// all in one transaction. A session already working is refused with 409.
-pub fn start(conn: &mut SqliteConnection, session_id: &str, message: &str) -> Result<Started, AppError> {
+pub fn start(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    message: &str,
+) -> Result<Started, AppError> {
     conn.immediate_transaction(|conn| {
         let transition = match writer::apply(conn, session_id, &TransitionEvent::Send)? {
             Applied::Changed(transition) => transition,
             Applied::Refused { .. } => {
                 return Err(AppError::Conflict(
-                    "session is busy: a run is in progress; wait for it to finish or cancel it".into(),
+                    "session is busy: a run is in progress; wait for it to finish or cancel it"
+                        .into(),
                 ))
             }
             Applied::NotFound => {
-                return Err(AppError::NotFound(format!("session {session_id} does not exist")))
+                return Err(AppError::NotFound(format!(
+                    "session {session_id} does not exist"
+                )))
             }
         };
         let run_id = uuid::Uuid::new_v4().to_string();
         let now = now_millis();
         diesel::insert_into(runs::table)
-            .values((runs::id.eq(&run_id), runs::session_id.eq(session_id), runs::started_at.eq(now)))
+            .values((
+                runs::id.eq(&run_id),
+                runs::session_id.eq(session_id),
+                runs::started_at.eq(now),
+            ))
             .execute(conn)?;
         diesel::insert_into(messages::table)
             .values((
@@ -84,7 +101,13 @@ pub fn start(conn: &mut SqliteConnection, session_id: &str, message: &str) -> Re
             .execute(conn)?;
         let session = find_session(conn, session_id)?;
         let project = find_project(conn, session.project_id)?;
-        Ok(Started { run_id, session, project, message: message.to_owned(), transition })
+        Ok(Started {
+            run_id,
+            session,
+            project,
+            message: message.to_owned(),
+            transition,
+        })
     })
 }
 
@@ -131,17 +154,21 @@ pub fn finish(
         };
         let error_message = transition.as_ref().and_then(|t| t.error_message.clone());
         let now = now_millis();
-        diesel::update(runs::table.find(&started.run_id).filter(runs::ended_at.is_null()))
-            .set((
-                runs::ended_at.eq(now),
-                runs::outcome.eq(outcome),
-                runs::exit_code.eq(ending.exit_code),
-                runs::duration_ms.eq(ending.duration_ms),
-                runs::agent_session_id.eq(&ending.agent_session_id),
-                runs::cost_usd.eq(ending.cost_usd),
-                runs::error_message.eq(&error_message),
-            ))
-            .execute(conn)?;
+        diesel::update(
+            runs::table
+                .find(&started.run_id)
+                .filter(runs::ended_at.is_null()),
+        )
+        .set((
+            runs::ended_at.eq(now),
+            runs::outcome.eq(outcome),
+            runs::exit_code.eq(ending.exit_code),
+            runs::duration_ms.eq(ending.duration_ms),
+            runs::agent_session_id.eq(&ending.agent_session_id),
+            runs::cost_usd.eq(ending.cost_usd),
+            runs::error_message.eq(&error_message),
+        ))
+        .execute(conn)?;
         if let Some(answer) = ending.answer.filter(|a| !a.trim().is_empty()) {
             diesel::insert_into(messages::table)
                 .values((
@@ -154,9 +181,13 @@ pub fn finish(
                 .execute(conn)?;
         }
         if let Some(external_id) = &ending.agent_session_id {
-            diesel::update(sessions::table.find(session_id).filter(sessions::external_id.is_null()))
-                .set(sessions::external_id.eq(external_id))
-                .execute(conn)?;
+            diesel::update(
+                sessions::table
+                    .find(session_id)
+                    .filter(sessions::external_id.is_null()),
+            )
+            .set(sessions::external_id.eq(external_id))
+            .execute(conn)?;
         }
         Ok(transition)
     })
@@ -193,9 +224,16 @@ pub fn cancel_orphan(conn: &mut SqliteConnection, session_id: &str) -> Result<Ap
     conn.immediate_transaction(|conn| {
         let applied = writer::apply(conn, session_id, &TransitionEvent::Cancel)?;
         if matches!(applied, Applied::Changed(_)) {
-            diesel::update(runs::table.filter(runs::session_id.eq(session_id)).filter(runs::ended_at.is_null()))
-                .set((runs::ended_at.eq(now_millis()), runs::outcome.eq(Outcome::Cancelled)))
-                .execute(conn)?;
+            diesel::update(
+                runs::table
+                    .filter(runs::session_id.eq(session_id))
+                    .filter(runs::ended_at.is_null()),
+            )
+            .set((
+                runs::ended_at.eq(now_millis()),
+                runs::outcome.eq(Outcome::Cancelled),
+            ))
+            .execute(conn)?;
         }
         Ok(applied)
     })
