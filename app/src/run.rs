@@ -11,8 +11,8 @@ pub mod runner;
 pub mod store;
 
 use crate::{
-    error::AppError, project::Project, session::Session, text_enum::text_enum,
-    transition::Transition,
+    error::AppError, project::Project, session::Session, session_state::SessionState,
+    text_enum::text_enum, transition::Transition,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,79 @@ pub struct SessionDetail {
     pub transitions: Vec<Transition>,
 }
 
+/// What the session page's island shows: the state and the conversation,
+/// each user message with a one-line summary of its run. Kept small because
+/// it is what the browser downloads and decodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub state: SessionState,
+    pub error_message: Option<String>,
+    pub entries: Vec<ConversationEntry>,
+}
+
+/// One message in a [`Conversation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationEntry {
+    pub role: Role,
+    pub content: String,
+    /// For a user message: "succeeded · 1.2 s", "failed · 3 ms", "running".
+    pub run_summary: Option<String>,
+}
+
+impl SessionDetail {
+    /// The island's view of this session.
+    pub fn conversation(&self) -> Conversation {
+        let summary = |run: &Run| {
+            let outcome = run.outcome.map_or("running", Outcome::as_str);
+            match run.duration_ms {
+                Some(ms) => format!("{outcome} · {}", format_duration(ms)),
+                None => outcome.to_owned(),
+            }
+        };
+        let entries = self
+            .messages
+            .iter()
+            .map(|message| ConversationEntry {
+                role: message.role,
+                content: message.content.clone(),
+                run_summary: (message.role == Role::User)
+                    .then_some(message.run_id.as_ref())
+                    .flatten()
+                    .and_then(|id| self.runs.iter().find(|run| &run.id == id))
+                    .map(summary),
+            })
+            .collect();
+        Conversation {
+            state: self.session.state,
+            error_message: self.session.error_message.clone(),
+            entries,
+        }
+    }
+}
+
+/// "850 ms", "2.4 s", "1m 12s", "2h 5m" (integer maths: float formatting
+/// would add kilobytes to the browser bundle).
+pub fn format_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    let secs = ms / 1000;
+    match secs {
+        0 => format!("{ms} ms"),
+        1..60 => format!("{secs}.{} s", (ms % 1000) / 100),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        _ => format!("{}h {}m", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
+/// The session page island's data.
+#[server(prefix = "/rpc", endpoint = "load_conversation")]
+pub async fn load_conversation(session_id: String) -> Result<Conversation, AppError> {
+    crate::error::with_status(
+        store::detail(&expect_context(), &session_id)
+            .await
+            .map(|d| d.conversation()),
+    )
+}
+
 /// A session with its conversation, runs and state history.
 #[server(prefix = "/rpc", endpoint = "load_session_detail")]
 pub async fn load_session_detail(session_id: String) -> Result<SessionDetail, AppError> {
@@ -100,4 +173,18 @@ pub async fn send_message(session_id: String, message: String) -> Result<Session
 pub async fn cancel_run(session_id: String) -> Result<Session, AppError> {
     let runner = expect_context::<std::sync::Arc<runner::Runner>>();
     crate::error::with_status(runner.cancel(&session_id).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_duration;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration(850), "850 ms");
+        assert_eq!(format_duration(2_450), "2.4 s");
+        assert_eq!(format_duration(72_000), "1m 12s");
+        assert_eq!(format_duration(7_500_000), "2h 5m");
+        assert_eq!(format_duration(-5), "0 ms");
+    }
 }

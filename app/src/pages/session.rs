@@ -6,7 +6,8 @@ use crate::{
     components::SessionStateBadge,
     error::AppError,
     run::{
-        load_session_detail, CancelRun, Message, Outcome, Role, Run, SendMessage, SessionDetail,
+        load_conversation, load_session_detail, CancelRun, Conversation, ConversationEntry, Role,
+        SendMessage,
     },
     session_state::SessionState,
 };
@@ -44,7 +45,7 @@ pub fn SessionPage() -> impl IntoView {
                                 <p class="muted">
                                     {detail.session.agent.label()} " in " <code>{detail.project.path.clone()}</code>
                                 </p>
-                                <SessionConsole detail />
+                                <SessionConsole session_id=detail.session.id.clone() conversation=detail.conversation() />
                             }
                                 .into_any()
                         }
@@ -59,14 +60,13 @@ pub fn SessionPage() -> impl IntoView {
 }
 
 /// The live part of the page: state, conversation, and the forms. After a
-/// send or cancel it reloads the session's data from the server.
+/// send or cancel it reloads the conversation from the server.
 #[island]
-fn SessionConsole(detail: SessionDetail) -> impl IntoView {
-    let session_id = detail.session.id.clone();
-    let detail = RwSignal::new(detail);
+fn SessionConsole(session_id: String, conversation: Conversation) -> impl IntoView {
+    let conversation = RwSignal::new(conversation);
     let send = ServerAction::<SendMessage>::new();
     let cancel = ServerAction::<CancelRun>::new();
-    let reload = Action::new(|id: &String| load_session_detail(id.clone()));
+    let reload = Action::new(|id: &String| load_conversation(id.clone()));
     let form = NodeRef::<html::Form>::new();
 
     Effect::new({
@@ -90,11 +90,11 @@ fn SessionConsole(detail: SessionDetail) -> impl IntoView {
     });
     Effect::new(move || {
         if let Some(Ok(fresh)) = reload.value().get() {
-            detail.set(fresh);
+            conversation.set(fresh);
         }
     });
 
-    let state = move || detail.with(|d| d.session.state);
+    let state = move || conversation.with(|c| c.state);
     let send_error = move || {
         send.value()
             .get()
@@ -114,8 +114,7 @@ fn SessionConsole(detail: SessionDetail) -> impl IntoView {
         <div class="panel" data-hydrated=hydrated_marker()>
             <section class="session-status" aria-label="Status">
                 {move || {
-                    let (state, error_message) = detail
-                        .with(|d| (d.session.state, d.session.error_message.clone()));
+                    let (state, error_message) = conversation.with(|c| (c.state, c.error_message.clone()));
                     view! { <SessionStateBadge state error_message /> }
                 }}
                 {move || {
@@ -137,25 +136,11 @@ fn SessionConsole(detail: SessionDetail) -> impl IntoView {
             <section>
                 <h2>"Conversation"</h2>
                 <Show
-                    when=move || detail.with(|d| !d.messages.is_empty())
+                    when=move || conversation.with(|c| !c.entries.is_empty())
                     fallback=|| view! { <p class="empty">"No messages yet."</p> }
                 >
                     <ol class="messages" aria-label="Messages">
-                        {move || {
-                            detail.with(|d| {
-                                d.messages
-                                    .iter()
-                                    .map(|message| {
-                                        let run = message
-                                            .run_id
-                                            .as_ref()
-                                            .and_then(|id| d.runs.iter().find(|r| &r.id == id))
-                                            .cloned();
-                                        view! { <MessageItem message=message.clone() run /> }
-                                    })
-                                    .collect_view()
-                            })
-                        }}
+                        {move || conversation.with(|c| c.entries.iter().cloned().map(entry_view).collect_view())}
                     </ol>
                 </Show>
             </section>
@@ -179,53 +164,16 @@ fn SessionConsole(detail: SessionDetail) -> impl IntoView {
 }
 
 /// One message; a user message also shows how its run went.
-#[component]
-fn MessageItem(message: Message, run: Option<Run>) -> impl IntoView {
-    let (class, who) = match message.role {
+fn entry_view(entry: ConversationEntry) -> impl IntoView {
+    let (class, who) = match entry.role {
         Role::User => ("message message-user", "You"),
         Role::Agent => ("message message-agent", "Agent"),
     };
-    let run_summary = (message.role == Role::User)
-        .then_some(run)
-        .flatten()
-        .map(|run| {
-            let outcome = run.outcome.map_or("running", Outcome::as_str);
-            match run.duration_ms {
-                Some(ms) => format!("{outcome} · {}", format_duration(ms)),
-                None => outcome.to_owned(),
-            }
-        });
     view! {
         <li class=class>
             <span class="message-author">{who}</span>
-            <pre class="message-content">{message.content}</pre>
-            {run_summary.map(|summary| view! { <span class="run-meta">{summary}</span> })}
+            <pre class="message-content">{entry.content}</pre>
+            {entry.run_summary.map(|summary| view! { <span class="run-meta">{summary}</span> })}
         </li>
-    }
-}
-
-/// "850 ms", "2.4 s", "1m 12s", "2h 5m".
-pub fn format_duration(ms: i64) -> String {
-    let ms = ms.max(0);
-    let secs = ms / 1000;
-    match secs {
-        0 => format!("{ms} ms"),
-        1..60 => format!("{:.1} s", ms as f64 / 1000.0),
-        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
-        _ => format!("{}h {}m", secs / 3600, (secs % 3600) / 60),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_duration;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(format_duration(850), "850 ms");
-        assert_eq!(format_duration(2_400), "2.4 s");
-        assert_eq!(format_duration(72_000), "1m 12s");
-        assert_eq!(format_duration(7_500_000), "2h 5m");
-        assert_eq!(format_duration(-5), "0 ms");
     }
 }
