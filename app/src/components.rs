@@ -1,5 +1,7 @@
 //! Components rendered the same way on the server and inside islands.
 
+mod live_controls;
 mod session_state_badge;
 
+pub use live_controls::{LiveIndicator, NotifyToggle};
 pub use session_state_badge::{shorten_for_tooltip, SessionStateBadge, TOOLTIP_MAX_CHARS};

@@ -6,7 +6,10 @@
 
 pub mod schema;
 
-use crate::error::AppError;
+use crate::{
+    error::AppError,
+    live::{hub::EventHub, LiveEvent},
+};
 use diesel::{
     connection::SimpleConnection,
     r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection},
@@ -16,6 +19,7 @@ use diesel::{
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::{
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -74,9 +78,15 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettin
 }
 
 /// A handle on the database, cheap to clone and share between requests.
+/// It carries the event hub that committed changes are published to.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<ConnectionManager<SqliteConnection>>,
+    hub: EventHub,
+    /// Held from a change's commit until it is published, so the hub sees
+    /// changes in commit (`seq`) order. SQLite admits one writer at a time
+    /// anyway, so this costs no throughput.
+    publish_order: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -105,7 +115,11 @@ impl Db {
             .max_size(8)
             .connection_customizer(Box::new(SqliteSettings))
             .build(ConnectionManager::<SqliteConnection>::new(path))?;
-        let db = Self { pool };
+        let db = Self {
+            pool,
+            hub: EventHub::default(),
+            publish_order: Arc::default(),
+        };
         db.migrate()?;
         Ok(db)
     }
@@ -115,6 +129,11 @@ impl Db {
         conn.run_pending_migrations(MIGRATIONS)
             .map_err(|err| DbError::Migration(err.to_string()))?;
         Ok(())
+    }
+
+    /// Where committed changes are published.
+    pub fn hub(&self) -> &EventHub {
+        &self.hub
     }
 
     /// A pooled connection, for blocking code (startup, tests).
@@ -137,6 +156,28 @@ impl Db {
         })
         .await
         .map_err(|err| DbError::Task(err.to_string()))?
+    }
+}
+
+impl Db {
+    /// Runs a write that commits change-log entries, then publishes them —
+    /// after the commit, before any later change is published. `work` runs
+    /// its own transaction and returns its result with the changes to publish.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<(T, Vec<LiveEvent>), AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (hub, order) = (self.hub.clone(), Arc::clone(&self.publish_order));
+        self.run(move |conn| {
+            let _order = order
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (value, changes) = work(conn)?;
+            hub.publish(changes);
+            Ok(value)
+        })
+        .await
     }
 }
 

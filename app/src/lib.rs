@@ -7,6 +7,7 @@ pub mod components;
 #[cfg(feature = "ssr")]
 pub mod db;
 pub mod error;
+pub mod live;
 pub mod pages;
 pub mod project;
 pub mod run;

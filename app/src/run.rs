@@ -78,6 +78,8 @@ pub struct SessionDetail {
     pub messages: Vec<Message>,
     pub runs: Vec<Run>,
     pub transitions: Vec<Transition>,
+    /// The change-log position this snapshot is consistent with.
+    pub seq: i32,
 }
 
 /// What the session page's island shows: the state and the conversation,

@@ -3,6 +3,28 @@
 #[cfg(feature = "ssr")]
 pub mod store;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_changes_and_make_the_title() {
+        let mut counts = StateCounts {
+            idle: 2,
+            working: 0,
+            error: 0,
+        };
+        assert_eq!(counts.title_prefix(), "");
+        counts.add(SessionState::Idle, -1);
+        counts.add(SessionState::Working, 1);
+        assert_eq!(counts.title_prefix(), "(1 working) ");
+        counts.add(SessionState::Error, 1);
+        counts.add(SessionState::Working, 1);
+        assert_eq!(counts.title_prefix(), "(2 working · 1 error) ");
+        assert_eq!((counts.get(SessionState::Idle), counts.total()), (1, 4));
+    }
+}
+
 use crate::{agent::AgentKind, error::AppError, project::Project, session_state::SessionState};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -42,13 +64,68 @@ impl Session {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectWithSessions {
     pub project: Project,
+    /// All sessions, or those in the filtered state.
     pub sessions: Vec<Session>,
+    /// How many of the project's sessions are in each state (unfiltered).
+    pub counts: StateCounts,
+    /// The change-log position this snapshot is consistent with: a live
+    /// view follows from here.
+    pub seq: i32,
 }
 
-/// The project and its sessions, newest first.
+/// Sessions per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    pub idle: i64,
+    pub working: i64,
+    pub error: i64,
+}
+
+impl StateCounts {
+    pub fn get(&self, state: SessionState) -> i64 {
+        match state {
+            SessionState::Idle => self.idle,
+            SessionState::Working => self.working,
+            SessionState::Error => self.error,
+        }
+    }
+
+    pub fn add(&mut self, state: SessionState, delta: i64) {
+        let count = match state {
+            SessionState::Idle => &mut self.idle,
+            SessionState::Working => &mut self.working,
+            SessionState::Error => &mut self.error,
+        };
+        *count = (*count + delta).max(0);
+    }
+
+    pub fn total(&self) -> i64 {
+        self.idle + self.working + self.error
+    }
+
+    /// "(2 working · 1 error) " for the tab title; empty when nothing is
+    /// working or failed.
+    pub fn title_prefix(&self) -> String {
+        let parts: Vec<String> = [(self.working, "working"), (self.error, "error")]
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("({}) ", parts.join(" · "))
+        }
+    }
+}
+
+/// The project and its sessions (all, or those in `state`), newest first.
 #[server(prefix = "/rpc", endpoint = "project_sessions")]
-pub async fn project_sessions(project_id: i32) -> Result<ProjectWithSessions, AppError> {
-    crate::error::with_status(store::list_for_project(&expect_context(), project_id, None).await)
+pub async fn project_sessions(
+    project_id: i32,
+    state: Option<SessionState>,
+) -> Result<ProjectWithSessions, AppError> {
+    crate::error::with_status(store::list_for_project(&expect_context(), project_id, state).await)
 }
 
 /// Creates a session in a project: `idle`, no error message.

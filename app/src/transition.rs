@@ -55,10 +55,25 @@ text_enum! {
         Cancelled = "cancelled",
         Interrupted = "interrupted",
         Synced = "synced",
+        /// Not a state change: the session was created.
+        Created = "created",
+        /// Not a state change: the session was renamed.
+        Renamed = "renamed",
+        /// Not a state change: the session was deleted.
+        Deleted = "deleted",
     }
 }
 
-/// One recorded state change.
+impl Reason {
+    /// Whether the entry records a change of state (as opposed to a session
+    /// being created, renamed or deleted).
+    pub const fn is_state_change(self) -> bool {
+        !matches!(self, Self::Created | Self::Renamed | Self::Deleted)
+    }
+}
+
+/// One entry of the change log: a state change, or a session created,
+/// renamed or deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(diesel::Queryable, diesel::Selectable))]
 #[cfg_attr(feature = "ssr", diesel(table_name = crate::db::schema::session_transitions))]
@@ -66,6 +81,7 @@ pub struct Transition {
     /// Global commit order of state changes.
     pub seq: i32,
     pub session_id: String,
+    pub project_id: i32,
     pub from_state: SessionState,
     pub to_state: SessionState,
     pub error_message: Option<String>,
@@ -178,7 +194,9 @@ mod tests {
         .iter()
         .map(TransitionEvent::reason)
         .collect();
-        assert_eq!(reasons, Reason::ALL);
+        assert_eq!(reasons, Reason::ALL[..6]);
+        assert!(reasons.iter().all(|r| r.is_state_change()));
+        assert!(!Reason::Created.is_state_change() && !Reason::Deleted.is_state_change());
         for reason in Reason::ALL {
             assert_eq!(reason.as_str().parse::<Reason>(), Ok(reason));
         }

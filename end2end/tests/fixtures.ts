@@ -51,11 +51,14 @@ export function makeTempDir(prefix = 'agentdeck-e2e-'): string {
 }
 
 /**
- * Starts `agentdeck serve --port 0 --database-url <dbPath>` and resolves once
- * it prints its URL. Without `dbPath`, the database is a new file in a new
- * temp directory.
+ * Starts `agentdeck serve --port <port> --database-url <dbPath>` and resolves
+ * once it prints its URL. Without `dbPath`, the database is a new file in a
+ * new temp directory. Without `port` (or with 0), the server picks a free
+ * port; pass a stopped server's port to restart "the same" server.
  */
-export async function startServer(opts: { dbPath?: string } = {}): Promise<RunningServer> {
+export async function startServer(
+  opts: { dbPath?: string; port?: number } = {},
+): Promise<RunningServer> {
   if (!fs.existsSync(AGENTDECK_BIN)) {
     throw new Error(
       `agentdeck binary not found at ${AGENTDECK_BIN}: build it with ` +
@@ -69,7 +72,8 @@ export async function startServer(opts: { dbPath?: string } = {}): Promise<Runni
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (!env.AGENTDECK_SITE_ROOT) env.AGENTDECK_SITE_ROOT = AGENTDECK_SITE_ROOT;
 
-  const child = spawn(AGENTDECK_BIN, ['serve', '--port', '0', '--database-url', dbPath], {
+  const args = ['serve', '--port', String(opts.port ?? 0), '--database-url', dbPath];
+  const child = spawn(AGENTDECK_BIN, args, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

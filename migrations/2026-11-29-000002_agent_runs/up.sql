@@ -3,18 +3,25 @@
 ALTER TABLE sessions ADD COLUMN external_id TEXT NULL;
 CREATE UNIQUE INDEX sessions_agent_external_id_idx ON sessions (agent, external_id);
 
--- Every state change, in commit order: `seq` is the global, strictly
--- increasing position that live views resume from.
+-- The change log: every state transition, and every session created,
+-- renamed or deleted, in commit order. `seq` is the global, strictly
+-- increasing position that live views resume from. No foreign key to
+-- sessions: the record of a deletion outlives the session.
 CREATE TABLE session_transitions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
-    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    session_id TEXT NOT NULL,
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     from_state TEXT NOT NULL CHECK (from_state IN ('idle', 'working', 'error')),
     to_state TEXT NOT NULL CHECK (to_state IN ('idle', 'working', 'error')),
     error_message TEXT NULL,
-    reason TEXT NOT NULL CHECK (reason IN ('sent', 'succeeded', 'failed', 'cancelled', 'interrupted', 'synced')),
+    reason TEXT NOT NULL CHECK (reason IN (
+        'sent', 'succeeded', 'failed', 'cancelled', 'interrupted', 'synced',
+        'created', 'renamed', 'deleted'
+    )),
     at BIGINT NOT NULL
 );
 CREATE INDEX session_transitions_session_idx ON session_transitions (session_id, seq);
+CREATE INDEX session_transitions_project_idx ON session_transitions (project_id, seq);
 
 -- One agent process per sent message.
 CREATE TABLE runs (

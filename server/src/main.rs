@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod events;
 mod routes;
 
 use app::{db::Db, run::runner::Runner};
@@ -96,12 +97,14 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
         .build();
 
     println!("agentdeck listening on http://{local}");
+    let hub = db.hub().clone();
     let app = routes::router(db, Arc::clone(&runner), options);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("stopping: interrupting runs in progress");
             runner.shutdown().await;
+            hub.close();
         })
         .await?;
     tracing::info!("stopped");

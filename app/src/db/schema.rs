@@ -40,6 +40,7 @@ diesel::table! {
     session_transitions (seq) {
         seq -> Integer,
         session_id -> Text,
+        project_id -> Integer,
         from_state -> Text,
         to_state -> Text,
         error_message -> Nullable<Text>,
@@ -66,7 +67,7 @@ diesel::table! {
 diesel::joinable!(messages -> runs (run_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(runs -> sessions (session_id));
-diesel::joinable!(session_transitions -> sessions (session_id));
+diesel::joinable!(session_transitions -> projects (project_id));
 diesel::joinable!(sessions -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(

@@ -1,15 +1,22 @@
 //! `/projects/{project_id}/sessions/{session_id}`: one session — its state,
 //! conversation and runs — with the "Message" form and "Cancel".
 
-use super::{hydrated_marker, ErrorPage, NotFound};
+use super::{
+    hydrated_marker,
+    sessions::{clock, working_for},
+    ErrorPage, NotFound,
+};
 use crate::{
-    components::SessionStateBadge,
+    components::{LiveIndicator, NotifyToggle, SessionStateBadge},
     error::AppError,
+    live::{notify_run_end, use_live, LiveEvent, Scope},
+    run::format_duration,
     run::{
         load_conversation, load_session_detail, CancelRun, Conversation, ConversationEntry, Role,
         SendMessage,
     },
     session_state::SessionState,
+    transition::{Reason, Transition},
 };
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
@@ -45,7 +52,14 @@ pub fn SessionPage() -> impl IntoView {
                                 <p class="muted">
                                     {detail.session.agent.label()} " in " <code>{detail.project.path.clone()}</code>
                                 </p>
-                                <SessionConsole session_id=detail.session.id.clone() conversation=detail.conversation() />
+                                <SessionConsole
+                                    session_id=detail.session.id.clone()
+                                    session_name=detail.session.name.clone()
+                                    conversation=detail.conversation()
+                                    timeline=detail.transitions.clone()
+                                    state_changed_at=detail.session.state_changed_at
+                                    seq=detail.seq
+                                />
                             }
                                 .into_any()
                         }
@@ -59,38 +73,67 @@ pub fn SessionPage() -> impl IntoView {
     }
 }
 
-/// The live part of the page: state, conversation, and the forms. After a
-/// send or cancel it reloads the conversation from the server.
+/// The live part of the page: state, timeline, live output, conversation
+/// and the forms, following the session's change stream once hydrated.
 #[island]
-fn SessionConsole(session_id: String, conversation: Conversation) -> impl IntoView {
+fn SessionConsole(
+    session_id: String,
+    session_name: String,
+    conversation: Conversation,
+    timeline: Vec<Transition>,
+    state_changed_at: i64,
+    seq: i32,
+) -> impl IntoView {
     let conversation = RwSignal::new(conversation);
+    let timeline = RwSignal::new(timeline);
+    let since_change = RwSignal::new(state_changed_at);
+    let output = RwSignal::new(Vec::<String>::new());
+    let deleted = RwSignal::new(false);
     let send = ServerAction::<SendMessage>::new();
     let cancel = ServerAction::<CancelRun>::new();
     let reload = Action::new(|id: &String| load_conversation(id.clone()));
     let form = NodeRef::<html::Form>::new();
+    let now = clock();
 
-    Effect::new({
-        let id = session_id.clone();
-        move || {
-            if let Some(Ok(_)) = send.value().get() {
-                if let Some(form) = form.get_untracked() {
-                    form.reset();
-                }
-                reload.dispatch(id.clone());
-            }
-        }
-    });
-    Effect::new({
-        let id = session_id.clone();
-        move || {
-            if let Some(Ok(_)) = cancel.value().get() {
-                reload.dispatch(id.clone());
+    Effect::new(move || {
+        if let Some(Ok(_)) = send.value().get() {
+            if let Some(form) = form.get_untracked() {
+                form.reset();
             }
         }
     });
     Effect::new(move || {
         if let Some(Ok(fresh)) = reload.value().get() {
             conversation.set(fresh);
+        }
+    });
+
+    let connection = use_live(Scope::Session(session_id.clone()), seq, {
+        let id = session_id.clone();
+        move |event| match event {
+            LiveEvent::Output { line, .. } => output.update(|lines| {
+                lines.push(line);
+                let excess = lines.len().saturating_sub(MAX_OUTPUT_LINES);
+                lines.drain(..excess);
+            }),
+            LiveEvent::Change { change, .. } if change.reason == Reason::Deleted => {
+                deleted.set(true)
+            }
+            LiveEvent::Change { change, .. } if change.reason.is_state_change() => {
+                if change.reason == Reason::Sent {
+                    output.set(Vec::new());
+                }
+                notify_run_end(&session_name, &change);
+                conversation.update(|c| {
+                    c.state = change.to_state;
+                    c.error_message = change.error_message.clone();
+                });
+                since_change.set(change.at);
+                timeline.update(|entries| entries.push(change));
+                // The stored messages and run summary changed with it.
+                reload.dispatch(id.clone());
+            }
+            LiveEvent::Change { .. } => {}
         }
     });
 
@@ -112,6 +155,13 @@ fn SessionConsole(session_id: String, conversation: Conversation) -> impl IntoVi
 
     view! {
         <div class="panel" data-hydrated=hydrated_marker()>
+            <div class="toolbar">
+                <LiveIndicator connection />
+                <NotifyToggle />
+            </div>
+            <Show when=move || deleted.get()>
+                <p class="form-error" role="alert">"This session was deleted."</p>
+            </Show>
             <section class="session-status" aria-label="Status">
                 {move || {
                     let (state, error_message) = conversation.with(|c| (c.state, c.error_message.clone()));
@@ -122,6 +172,7 @@ fn SessionConsole(session_id: String, conversation: Conversation) -> impl IntoVi
                         .then(|| {
                             let id = cancel_id.clone();
                             view! {
+                                <span class="elapsed">{move || working_for(now.get(), since_change.get())}</span>
                                 <ActionForm action=cancel>
                                     <input type="hidden" name="session_id" value=id />
                                     <button type="submit" class="danger" disabled=move || cancel.pending().get()>
@@ -133,6 +184,9 @@ fn SessionConsole(session_id: String, conversation: Conversation) -> impl IntoVi
                 }}
                 {move || cancel_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
             </section>
+            <Show when=move || state() == SessionState::Working && output.with(|o| !o.is_empty())>
+                <pre class="live-output" aria-label="Live output">{move || output.with(|lines| lines.join("\n"))}</pre>
+            </Show>
             <section>
                 <h2>"Conversation"</h2>
                 <Show
@@ -159,8 +213,53 @@ fn SessionConsole(session_id: String, conversation: Conversation) -> impl IntoVi
                     {move || send_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
                 </ActionForm>
             </section>
+            <section>
+                <h2>"Timeline"</h2>
+                <ol class="timeline" aria-label="Timeline">
+                    {move || timeline.with(|entries| timeline_view(entries))}
+                </ol>
+            </section>
         </div>
     }
+}
+
+/// Lines of live output kept on the page.
+const MAX_OUTPUT_LINES: usize = 500;
+
+/// The state changes, each with its time, reason, error, and — when it
+/// ends a run — how long the session was working.
+fn timeline_view(entries: &[Transition]) -> impl IntoView {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let worked = (t.from_state == SessionState::Working)
+                .then(|| i.checked_sub(1).map(|prev| entries[prev].at))
+                .flatten()
+                .map(|started| format!(" · worked {}", format_duration(t.at - started)));
+            view! {
+                <li class="timeline-entry">
+                    <time>{utc_time(t.at)}</time>
+                    " "
+                    <span class="reason">{t.reason.as_str()}</span>
+                    {format!(" · {} → {}", t.from_state, t.to_state)}
+                    {worked}
+                    {t.error_message.clone().map(|e| view! { <span class="timeline-error">{format!(" · {e}")}</span> })}
+                </li>
+            }
+        })
+        .collect_view()
+}
+
+/// "17:03:12 UTC" from Unix milliseconds.
+fn utc_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
 }
 
 /// One message; a user message also shows how its run went.

@@ -1,18 +1,24 @@
-//! `/projects/{project_id}/sessions`: a project's sessions, newest first,
-//! each with its state badge, and the "New session" form.
+//! `/projects/{project_id}/sessions[?state=…]`: a project's sessions, newest
+//! first, each with its state badge; per-state counts and filter; the "New
+//! session" form. Everything on it follows the change stream once hydrated.
 
 use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice},
-    components::SessionStateBadge,
+    components::{LiveIndicator, NotifyToggle, SessionStateBadge},
     error::AppError,
+    live::{notify_run_end, use_live, LiveEvent, Scope},
+    run::format_duration,
     session::{
-        project_sessions, CreateSession, DeleteSession, ProjectWithSessions, RenameSession, Session,
+        project_sessions, CreateSession, DeleteSession, ProjectWithSessions, RenameSession,
+        Session, StateCounts,
     },
+    session_state::SessionState,
+    transition::Reason,
 };
 use leptos::{html, prelude::*};
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn SessionsPage() -> impl IntoView {
@@ -21,74 +27,152 @@ pub fn SessionsPage() -> impl IntoView {
             .get("project_id")
             .and_then(|id| id.parse::<i32>().ok())
     });
+    let filter = use_query_map().with_untracked(|query| query.get("state"));
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading sessions…"</p> }>
-            {move || Suspend::new(async move {
-                let Some(project_id) = project_id else {
-                    return view! { <NotFound message="There is no such project." /> }.into_any();
-                };
-                let (page, agents) = (project_sessions(project_id).await, agent_choices().await);
-                match page.and_then(|page| agents.map(|agents| (page, agents))) {
-                    Ok((ProjectWithSessions { project, sessions }, agents)) => {
-                        view! {
-                            <Title text=format!("{} · agentdeck", project.name) />
-                            <nav class="breadcrumb" aria-label="Breadcrumb">
-                                <a href="/">"Projects"</a>
-                                <span aria-hidden="true">" / "</span>
-                                <span>{project.name.clone()}</span>
-                            </nav>
-                            <h1>{project.name.clone()}</h1>
-                            <p class="project-path">
-                                <code>{project.path.clone()}</code>
-                            </p>
-                            <SessionsPanel project_id=project.id sessions agents />
+            {move || {
+                let filter = filter.clone();
+                Suspend::new(async move {
+                    let Some(project_id) = project_id else {
+                        return view! { <NotFound message="There is no such project." /> }.into_any();
+                    };
+                    let filter = match filter.map(|f| f.parse::<SessionState>()).transpose() {
+                        Ok(filter) => filter,
+                        Err(err) => {
+                            return view! { <ErrorPage err=AppError::Invalid(err.to_string()) /> }.into_any()
                         }
-                            .into_any()
+                    };
+                    let (page, agents) = (project_sessions(project_id, filter).await, agent_choices().await);
+                    match page.and_then(|page| agents.map(|agents| (page, agents))) {
+                        Ok((ProjectWithSessions { project, sessions, counts, seq }, agents)) => {
+                            view! {
+                                <Title text=format!("{}{} · agentdeck", counts.title_prefix(), project.name) />
+                                <nav class="breadcrumb" aria-label="Breadcrumb">
+                                    <a href="/">"Projects"</a>
+                                    <span aria-hidden="true">" / "</span>
+                                    <span>{project.name.clone()}</span>
+                                </nav>
+                                <h1>{project.name.clone()}</h1>
+                                <p class="project-path">
+                                    <code>{project.path.clone()}</code>
+                                </p>
+                                <SessionsPanel
+                                    project_id=project.id
+                                    project_name=project.name
+                                    sessions
+                                    agents
+                                    counts
+                                    seq
+                                    filter
+                                />
+                            }
+                                .into_any()
+                        }
+                        Err(AppError::NotFound(message)) => view! { <NotFound message /> }.into_any(),
+                        Err(err) => view! { <ErrorPage err /> }.into_any(),
                     }
-                    Err(AppError::NotFound(message)) => view! { <NotFound message /> }.into_any(),
-                    Err(err) => view! { <ErrorPage err /> }.into_any(),
-                }
-            })}
+                })
+            }}
         </Suspense>
     }
 }
 
-/// The "New session" form and the list, kept in step once hydrated.
+/// The "New session" form, the filter, and the list, kept in step with the
+/// change stream once hydrated.
 #[island]
 fn SessionsPanel(
     project_id: i32,
+    project_name: String,
     sessions: Vec<Session>,
     agents: Vec<AgentChoice>,
+    counts: StateCounts,
+    seq: i32,
+    filter: Option<SessionState>,
 ) -> impl IntoView {
     let sessions = RwSignal::new(sessions);
+    let counts = RwSignal::new(counts);
     let create = ServerAction::<CreateSession>::new();
     let rename = ServerAction::<RenameSession>::new();
     let delete = ServerAction::<DeleteSession>::new();
+    let reload = Action::new(move |_: &()| project_sessions(project_id, filter));
     let form = NodeRef::<html::Form>::new();
+    let now = clock();
 
     Effect::new(move || {
-        if let Some(Ok(session)) = create.value().get() {
-            sessions.update(|list| {
-                if !list.iter().any(|s| s.id == session.id) {
-                    list.insert(0, session);
-                }
-            });
+        if let Some(Ok(_)) = create.value().get() {
             if let Some(form) = form.get_untracked() {
                 form.reset();
             }
         }
     });
     Effect::new(move || {
-        if let Some(Ok(renamed)) = rename.value().get() {
-            sessions.update(|list| {
-                list.retain(|s| s.id != renamed.id);
-                list.insert(0, renamed);
-            });
+        if let Some(Ok(page)) = reload.value().get() {
+            sessions.set(page.sessions);
+            counts.set(page.counts);
         }
     });
     Effect::new(move || {
-        if let Some(Ok(deleted)) = delete.value().get() {
-            sessions.update(|list| list.retain(|s| s.id != deleted));
+        let title = format!(
+            "{}{project_name} · agentdeck",
+            counts.with(StateCounts::title_prefix)
+        );
+        document().set_title(&title);
+    });
+
+    let connection = use_live(Scope::Project(project_id), seq, move |event| {
+        let LiveEvent::Change { change, session } = event else {
+            return;
+        };
+        let shown = |state: SessionState| filter.is_none_or(|f| f == state);
+        match change.reason {
+            Reason::Created => {
+                counts.update(|c| c.add(change.to_state, 1));
+                if let Some(session) = session.filter(|s| shown(s.state)) {
+                    sessions.update(|list| {
+                        if !list.iter().any(|s| s.id == session.id) {
+                            list.insert(0, session);
+                        }
+                    });
+                }
+            }
+            Reason::Renamed => {
+                if let Some(renamed) = session {
+                    sessions.update(|list| {
+                        if let Some(s) = list.iter_mut().find(|s| s.id == renamed.id) {
+                            s.name = renamed.name;
+                        }
+                    });
+                }
+            }
+            Reason::Deleted => {
+                counts.update(|c| c.add(change.from_state, -1));
+                sessions.update(|list| list.retain(|s| s.id != change.session_id));
+            }
+            _ => {
+                counts.update(|c| {
+                    c.add(change.from_state, -1);
+                    c.add(change.to_state, 1);
+                });
+                let mut known = false;
+                sessions.update(|list| {
+                    if let Some(at) = list.iter().position(|s| s.id == change.session_id) {
+                        known = true;
+                        let mut s = list.remove(at);
+                        notify_run_end(&s.name, &change);
+                        s.state = change.to_state;
+                        s.error_message = change.error_message.clone();
+                        s.state_changed_at = change.at;
+                        s.updated_at = change.at;
+                        if shown(s.state) {
+                            list.insert(0, s);
+                        }
+                    }
+                });
+                if !known && shown(change.to_state) {
+                    // A session entered the filter: its row is not here yet.
+                    reload.dispatch(());
+                }
+            }
         }
     });
 
@@ -107,73 +191,125 @@ fn SessionsPanel(
 
     view! {
         <div class="panel" data-hydrated=hydrated_marker()>
-        <section class="card">
-            <h2>"New session"</h2>
-            <ActionForm action=create node_ref=form>
-                <input type="hidden" name="project_id" value=project_id />
-                <div class="fields">
-                    <label class="field grow">
-                        <span>"Session name"</span>
-                        <input name="name" required maxlength="200" autocomplete="off" />
-                    </label>
-                    // A separate <label for>: wrapping a <select> would fold its
-                    // options' text into the label.
-                    <div class="field">
-                        <label for="new-session-agent">"Agent"</label>
-                        <select id="new-session-agent" name="agent">
-                            {agents
-                                .into_iter()
-                                .map(|choice| {
-                                    let label = match &choice.unavailable {
-                                        None => choice.kind.label().to_owned(),
-                                        Some(why) => format!("{} (unavailable: {why})", choice.kind.label()),
-                                    };
-                                    view! {
-                                        <option
-                                            value=choice.kind.as_str()
-                                            disabled=choice.unavailable.is_some()
-                                        >
-                                            {label}
-                                        </option>
-                                    }
-                                })
-                                .collect_view()}
-                        </select>
+            <div class="toolbar">
+                <LiveIndicator connection />
+                <NotifyToggle />
+            </div>
+            <section class="card">
+                <h2>"New session"</h2>
+                <ActionForm action=create node_ref=form>
+                    <input type="hidden" name="project_id" value=project_id />
+                    <div class="fields">
+                        <label class="field grow">
+                            <span>"Session name"</span>
+                            <input name="name" required maxlength="200" autocomplete="off" />
+                        </label>
+                        // A separate <label for>: wrapping a <select> would fold its
+                        // options' text into the label.
+                        <div class="field">
+                            <label for="new-session-agent">"Agent"</label>
+                            <select id="new-session-agent" name="agent">
+                                {agents
+                                    .into_iter()
+                                    .map(|choice| {
+                                        let label = match &choice.unavailable {
+                                            None => choice.kind.label().to_owned(),
+                                            Some(why) => format!("{} (unavailable: {why})", choice.kind.label()),
+                                        };
+                                        view! {
+                                            <option value=choice.kind.as_str() disabled=choice.unavailable.is_some()>
+                                                {label}
+                                            </option>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </select>
+                        </div>
+                        <button type="submit" class="primary" disabled=move || create.pending().get()>
+                            "New session"
+                        </button>
                     </div>
-                    <button type="submit" class="primary" disabled=move || create.pending().get()>
-                        "New session"
-                    </button>
-                </div>
-                {move || create_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
-            </ActionForm>
-        </section>
-        <section>
-            <h2 class="visually-hidden">"Sessions"</h2>
-            {move || list_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
-            <ul class="session-list" aria-label="Sessions">
-                <For
-                    each=move || sessions.get()
-                    key=|s| (s.id.clone(), s.name.clone(), s.state, s.error_message.clone())
-                    let:session
-                >
-                    <SessionItem session rename delete />
-                </For>
-            </ul>
-            <Show when=move || sessions.with(Vec::is_empty)>
-                <p class="empty">"No sessions yet. Create one above."</p>
-            </Show>
-        </section>
+                    {move || create_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                </ActionForm>
+            </section>
+            <section>
+                <h2 class="visually-hidden">"Sessions"</h2>
+                <nav class="filters" aria-label="Filter by state">
+                    {[None, Some(SessionState::Idle), Some(SessionState::Working), Some(SessionState::Error)]
+                        .into_iter()
+                        .map(|option| {
+                            let href = match option {
+                                None => format!("/projects/{project_id}/sessions"),
+                                Some(state) => format!("/projects/{project_id}/sessions?state={state}"),
+                            };
+                            let label = option.map_or("All", |s| match s {
+                                SessionState::Idle => "Idle",
+                                SessionState::Working => "Working",
+                                SessionState::Error => "Error",
+                            });
+                            let count = move || counts.with(|c| option.map_or(c.total(), |s| c.get(s)));
+                            view! {
+                                <a href=href aria-current=(option == filter).then_some("page")>
+                                    {label} " " <span class="count">{count}</span>
+                                </a>
+                            }
+                        })
+                        .collect_view()}
+                </nav>
+                {move || list_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                <ul class="session-list" aria-label="Sessions">
+                    <For
+                        each=move || sessions.get()
+                        key=|s| (s.id.clone(), s.name.clone(), s.state, s.error_message.clone())
+                        let:session
+                    >
+                        <SessionItem session rename delete now />
+                    </For>
+                </ul>
+                <Show when=move || sessions.with(Vec::is_empty)>
+                    <p class="empty">
+                        {match filter {
+                            None => "No sessions yet. Create one above.".to_owned(),
+                            Some(state) => format!("No {state} sessions."),
+                        }}
+                    </p>
+                </Show>
+            </section>
         </div>
     }
 }
 
-/// One row: the session's link, its badge, and rename/delete controls that
-/// also work before hydration.
+/// Milliseconds since the epoch, ticking every second in the browser; 0 on
+/// the server (so both render the same markup before hydration).
+pub(crate) fn clock() -> RwSignal<f64> {
+    let now = RwSignal::new(0.0);
+    #[cfg(feature = "hydrate")]
+    {
+        now.set(js_sys::Date::now());
+        let _ = set_interval_with_handle(
+            move || now.set(js_sys::Date::now()),
+            std::time::Duration::from_secs(1),
+        );
+    }
+    now
+}
+
+/// "working 1m 12s" for a session working since `since` (ms), ticking with `now`.
+pub(crate) fn working_for(now: f64, since: i64) -> String {
+    if now <= 0.0 {
+        return "working".to_owned();
+    }
+    format!("working {}", format_duration((now as i64 - since).max(0)))
+}
+
+/// One row: the session's link, its badge, how long it has been working,
+/// and rename/delete controls that also work before hydration.
 #[component]
 fn SessionItem(
     session: Session,
     rename: ServerAction<RenameSession>,
     delete: ServerAction<DeleteSession>,
+    now: RwSignal<f64>,
 ) -> impl IntoView {
     let url = session.url();
     let Session {
@@ -182,6 +318,7 @@ fn SessionItem(
         agent,
         state,
         error_message,
+        state_changed_at,
         ..
     } = session;
     let (rename_id, rename_value, delete_label) =
@@ -191,6 +328,8 @@ fn SessionItem(
             <div class="session-main">
                 <a class="session-name" href=url>{name}</a>
                 <SessionStateBadge state error_message />
+                {(state == SessionState::Working)
+                    .then(|| view! { <span class="elapsed">{move || working_for(now.get(), state_changed_at)}</span> })}
             </div>
             <span class="session-agent">{agent.label()}</span>
             <div class="session-actions">

@@ -92,6 +92,8 @@ pub struct Output {
     pub agent_session_id: Option<String>,
     pub cost_usd: Option<f64>,
     pub malformed_lines: usize,
+    /// Human-readable text from recent lines, for the live output view.
+    display: Vec<String>,
 }
 
 impl Output {
@@ -107,7 +109,13 @@ impl Output {
             agent_session_id: None,
             cost_usd: None,
             malformed_lines: 0,
+            display: Vec::new(),
         }
+    }
+
+    /// Text for the live output view gathered since the last call.
+    pub fn take_display(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.display)
     }
 
     pub fn stderr_line(&mut self, line: &str) {
@@ -119,6 +127,7 @@ impl Output {
     pub fn stdout_line(&mut self, line: &str) -> bool {
         if self.agent == AgentKind::Shell {
             self.answer.push_line(line);
+            self.display.push(line.to_owned());
             return false;
         }
         if line.trim().is_empty() {
@@ -150,6 +159,7 @@ impl Output {
                     if block.get("type").and_then(Value::as_str) == Some("text") {
                         if let Some(t) = block.get("text").and_then(Value::as_str) {
                             self.answer.push_line(t);
+                            self.display.push(t.to_owned());
                         }
                     }
                 }
@@ -200,6 +210,7 @@ impl Output {
                 if message_at("/item/type").as_deref() == Some("agent_message") {
                     if let Some(text) = message_at("/item/text") {
                         self.answer.push_line(&text);
+                        self.display.push(text);
                     }
                 }
                 false

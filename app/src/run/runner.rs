@@ -12,6 +12,7 @@ use crate::{
     agent::{find_on_path, AgentChoice, AgentKind},
     db::Db,
     error::AppError,
+    live::LiveEvent,
     session::{store::get as get_session, Session},
     transition::{writer::Applied, TransitionEvent},
 };
@@ -132,7 +133,11 @@ impl Runner {
         let (id, text) = (session_id.to_owned(), message.to_owned());
         let started = self
             .db
-            .run(move |conn| store::start(conn, &id, &text))
+            .write(move |conn| {
+                let started = store::start(conn, &id, &text)?;
+                let change = LiveEvent::change(started.transition.clone());
+                Ok((started, vec![change]))
+            })
             .await?;
         tracing::info!(session_id = %started.session.id, run_id = %started.run_id, "run started");
 
@@ -163,11 +168,18 @@ impl Runner {
             }
             None => {
                 let id = session_id.to_owned();
-                match self
+                let applied = self
                     .db
-                    .run(move |conn| store::cancel_orphan(conn, &id))
-                    .await?
-                {
+                    .write(move |conn| {
+                        let applied = store::cancel_orphan(conn, &id)?;
+                        let changes = match &applied {
+                            Applied::Changed(change) => vec![LiveEvent::change(change.clone())],
+                            _ => Vec::new(),
+                        };
+                        Ok((applied, changes))
+                    })
+                    .await?;
+                match applied {
                     Applied::Changed(_) => {}
                     Applied::NotFound => {
                         return Err(AppError::NotFound(format!(
@@ -188,7 +200,14 @@ impl Runner {
     /// Records sessions left `working` by a previous server as interrupted.
     /// Call once at startup, before serving.
     pub async fn recover(&self) -> Result<usize, AppError> {
-        let transitions = self.db.run(store::interrupt_orphans).await?;
+        let transitions = self
+            .db
+            .write(|conn| {
+                let transitions = store::interrupt_orphans(conn)?;
+                let changes = transitions.iter().cloned().map(LiveEvent::change).collect();
+                Ok((transitions, changes))
+            })
+            .await?;
         for t in &transitions {
             tracing::warn!(session_id = %t.session_id, "run interrupted by a server stop");
         }
@@ -229,11 +248,14 @@ impl Runner {
         let finish = {
             let (started, event) = (started.clone(), event.clone());
             self.db
-                .run(move |conn| store::finish(conn, &started, &event, ending))
+                .write(move |conn| {
+                    let change = store::finish(conn, &started, &event, ending)?;
+                    Ok(((), change.into_iter().map(LiveEvent::change).collect()))
+                })
                 .await
         };
         match finish {
-            Ok(_) => tracing::info!(
+            Ok(()) => tracing::info!(
                 session_id = %started.session.id,
                 run_id = %started.run_id,
                 reason = %event.reason(),
@@ -292,6 +314,7 @@ impl Runner {
             return fail("cannot read the agent's output".into());
         };
         let (mut out, mut err) = (LineReader::new(stdout), LineReader::new(stderr));
+        let (hub, session_id) = (self.db.hub(), started.session.id.as_str());
         let mut output = Output::new(agent);
         let (mut out_open, mut err_open) = (true, true);
         let mut exit: Option<Exit> = None;
@@ -304,11 +327,20 @@ impl Runner {
         while out_open || err_open || exit.is_none() {
             tokio::select! {
                 line = out.next_line(), if out_open => match line {
-                    Some(line) => if output.stdout_line(&line) { break },
+                    Some(line) => {
+                        let ends_run = output.stdout_line(&line);
+                        for text in output.take_display() {
+                            hub.publish_output(session_id, &text);
+                        }
+                        if ends_run { break }
+                    }
                     None => out_open = false,
                 },
                 line = err.next_line(), if err_open => match line {
-                    Some(line) => output.stderr_line(&line),
+                    Some(line) => {
+                        hub.publish_output(session_id, &line);
+                        output.stderr_line(&line);
+                    }
                     None => err_open = false,
                 },
                 status = child.wait(), if exit.is_none() => {

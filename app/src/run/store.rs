@@ -37,12 +37,14 @@ pub async fn detail(db: &Db, session_id: &str) -> Result<SessionDetail, AppError
                 .select(Run::as_select())
                 .load(conn)?;
             let transitions = writer::history(conn, &id)?;
+            let seq = writer::high_water(conn)?;
             Ok(SessionDetail {
                 project,
                 session,
                 messages,
                 runs,
                 transitions,
+                seq,
             })
         })
     })

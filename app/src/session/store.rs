@@ -1,13 +1,18 @@
 //! Session persistence. State changes are not made here: they belong to the
 //! single state writer that comes with agent runs.
 
-use super::{ProjectWithSessions, Session};
+use super::{ProjectWithSessions, Session, StateCounts};
 use crate::{
     agent::AgentKind,
     db::{now_millis, schema::sessions, Db},
     error::AppError,
+    live::LiveEvent,
     project::store::{find as find_project, validate_name},
     session_state::SessionState,
+    transition::{
+        writer::{high_water, record_lifecycle},
+        Reason,
+    },
 };
 use diesel::prelude::*;
 
@@ -30,7 +35,22 @@ pub async fn list_for_project(
                 .order((sessions::updated_at.desc(), sessions::id.desc()))
                 .select(Session::as_select())
                 .load(conn)?;
-            Ok(ProjectWithSessions { project, sessions })
+            let mut counts = StateCounts::default();
+            let per_state: Vec<(SessionState, i64)> = sessions::table
+                .filter(sessions::project_id.eq(project_id))
+                .group_by(sessions::state)
+                .select((sessions::state, diesel::dsl::count_star()))
+                .load(conn)?;
+            for (state, count) in per_state {
+                counts.add(state, count);
+            }
+            let seq = high_water(conn)?;
+            Ok(ProjectWithSessions {
+                project,
+                sessions,
+                counts,
+                seq,
+            })
         })
     })
     .await
@@ -60,7 +80,7 @@ pub async fn create(
     agent: AgentKind,
 ) -> Result<Session, AppError> {
     let name = validate_name(name, "Session name")?;
-    db.run(move |conn| {
+    db.write(move |conn| {
         conn.immediate_transaction(|conn| {
             find_project(conn, project_id)?;
             let now = now_millis();
@@ -79,7 +99,8 @@ pub async fn create(
             diesel::insert_into(sessions::table)
                 .values(&session)
                 .execute(conn)?;
-            Ok(session)
+            let change = record_lifecycle(conn, &session, Reason::Created)?;
+            Ok((session.clone(), vec![LiveEvent::lifecycle(change, session)]))
         })
     })
     .await
@@ -89,16 +110,20 @@ pub async fn create(
 pub async fn rename(db: &Db, session_id: &str, name: &str) -> Result<Session, AppError> {
     let name = validate_name(name, "Session name")?;
     let id = session_id.to_owned();
-    db.run(move |conn| {
-        diesel::update(sessions::table.find(&id))
-            .set((
-                sessions::name.eq(&name),
-                sessions::updated_at.eq(now_millis()),
-            ))
-            .returning(Session::as_returning())
-            .get_result(conn)
-            .optional()?
-            .ok_or_else(|| not_found(&id))
+    db.write(move |conn| {
+        conn.immediate_transaction(|conn| {
+            let session = diesel::update(sessions::table.find(&id))
+                .set((
+                    sessions::name.eq(&name),
+                    sessions::updated_at.eq(now_millis()),
+                ))
+                .returning(Session::as_returning())
+                .get_result(conn)
+                .optional()?
+                .ok_or_else(|| not_found(&id))?;
+            let change = record_lifecycle(conn, &session, Reason::Renamed)?;
+            Ok((session.clone(), vec![LiveEvent::lifecycle(change, session)]))
+        })
     })
     .await
 }
@@ -106,12 +131,14 @@ pub async fn rename(db: &Db, session_id: &str, name: &str) -> Result<Session, Ap
 /// Deletes a session; returns its id.
 pub async fn delete(db: &Db, session_id: &str) -> Result<String, AppError> {
     let id = session_id.to_owned();
-    db.run(
-        move |conn| match diesel::delete(sessions::table.find(&id)).execute(conn)? {
-            0 => Err(not_found(&id)),
-            _ => Ok(id),
-        },
-    )
+    db.write(move |conn| {
+        conn.immediate_transaction(|conn| {
+            let session = find(conn, &id)?;
+            diesel::delete(sessions::table.find(&id)).execute(conn)?;
+            let change = record_lifecycle(conn, &session, Reason::Deleted)?;
+            Ok((id.clone(), vec![LiveEvent::change(change)]))
+        })
+    })
     .await
 }
 

@@ -3,13 +3,15 @@
 //! row, in the caller's transaction. Nothing reads the state and then
 //! writes it; a change that no longer applies is refused, not forced.
 
-use super::{next_state, Transition, TransitionEvent};
+use super::{next_state, Reason, Transition, TransitionEvent};
 use crate::{
     db::{
         now_millis,
         schema::{session_transitions, sessions},
     },
     error::AppError,
+    live::Scope,
+    session::Session,
     session_state::SessionState,
 };
 use diesel::prelude::*;
@@ -38,7 +40,7 @@ pub fn apply(
         let Some((to, error_message)) = next_state(from, event) else {
             continue;
         };
-        let changed = diesel::update(
+        let changed: Option<i32> = diesel::update(
             sessions::table
                 .filter(sessions::id.eq(session_id))
                 .filter(sessions::state.eq(from)),
@@ -49,11 +51,14 @@ pub fn apply(
             sessions::state_changed_at.eq(now),
             sessions::updated_at.eq(now),
         ))
-        .execute(conn)?;
-        if changed == 1 {
+        .returning(sessions::project_id)
+        .get_result(conn)
+        .optional()?;
+        if let Some(project_id) = changed {
             let transition = diesel::insert_into(session_transitions::table)
                 .values((
                     session_transitions::session_id.eq(session_id),
+                    session_transitions::project_id.eq(project_id),
                     session_transitions::from_state.eq(from),
                     session_transitions::to_state.eq(to),
                     session_transitions::error_message.eq(&error_message),
@@ -73,10 +78,67 @@ pub fn apply(
     Ok(current.map_or(Applied::NotFound, |current| Applied::Refused { current }))
 }
 
-/// A session's recorded transitions, oldest first.
+/// Records that `session` was created, renamed or deleted, in the caller's
+/// transaction, so live views learn of it in commit order.
+pub fn record_lifecycle(
+    conn: &mut SqliteConnection,
+    session: &Session,
+    reason: Reason,
+) -> Result<Transition, AppError> {
+    debug_assert!(!reason.is_state_change());
+    Ok(diesel::insert_into(session_transitions::table)
+        .values((
+            session_transitions::session_id.eq(&session.id),
+            session_transitions::project_id.eq(session.project_id),
+            session_transitions::from_state.eq(session.state),
+            session_transitions::to_state.eq(session.state),
+            session_transitions::error_message.eq(&session.error_message),
+            session_transitions::reason.eq(reason),
+            session_transitions::at.eq(now_millis()),
+        ))
+        .returning(Transition::as_returning())
+        .get_result(conn)?)
+}
+
+/// Log entries after `since` (all, or one project's, or one session's),
+/// in commit order: what a live view missed.
+pub fn since(
+    conn: &mut SqliteConnection,
+    since: i32,
+    scope: &Scope,
+) -> Result<Vec<Transition>, AppError> {
+    let mut query = session_transitions::table
+        .filter(session_transitions::seq.gt(since))
+        .into_boxed();
+    match scope {
+        Scope::All => {}
+        Scope::Project(id) => query = query.filter(session_transitions::project_id.eq(*id)),
+        Scope::Session(id) => query = query.filter(session_transitions::session_id.eq(id.clone())),
+    }
+    Ok(query
+        .order(session_transitions::seq.asc())
+        .select(Transition::as_select())
+        .load(conn)?)
+}
+
+/// The latest position in the change log (0 when empty): the high-water
+/// mark a snapshot read in the same transaction is consistent with.
+pub fn high_water(conn: &mut SqliteConnection) -> Result<i32, AppError> {
+    Ok(session_transitions::table
+        .select(diesel::dsl::max(session_transitions::seq))
+        .first::<Option<i32>>(conn)?
+        .unwrap_or(0))
+}
+
+/// A session's state transitions (not its creation or renames), oldest first.
 pub fn history(conn: &mut SqliteConnection, session_id: &str) -> Result<Vec<Transition>, AppError> {
     Ok(session_transitions::table
         .filter(session_transitions::session_id.eq(session_id))
+        .filter(session_transitions::reason.ne_all([
+            Reason::Created,
+            Reason::Renamed,
+            Reason::Deleted,
+        ]))
         .order(session_transitions::seq.asc())
         .select(Transition::as_select())
         .load(conn)?)

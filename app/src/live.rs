@@ -1,0 +1,147 @@
+//! Live updates: what the change stream carries, which part of it a page
+//! wants, and (on the server) the in-process hub every committed change is
+//! published to. The stream itself is SSE: one-way server→browser is all a
+//! page needs, it reconnects over plain HTTP, and costs less per client and
+//! less bundle than a websocket.
+
+#[cfg(feature = "hydrate")]
+pub mod client;
+#[cfg(feature = "ssr")]
+pub mod follow;
+#[cfg(feature = "ssr")]
+pub mod hub;
+
+use crate::{
+    session::Session,
+    transition::{Reason, Transition},
+};
+use serde::{Deserialize, Serialize};
+
+/// The state of a page's stream, shown as a small indicator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Live,
+    Reconnecting,
+}
+
+impl Connection {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Connecting => "Connecting…",
+            Self::Live => "Live",
+            Self::Reconnecting => "Reconnecting…",
+        }
+    }
+}
+
+/// Follows `scope` from `since` in the browser (a no-op on the server),
+/// calling `on_event` for each change once; returns the connection state.
+pub fn use_live(
+    scope: Scope,
+    since: i32,
+    on_event: impl Fn(LiveEvent) + 'static,
+) -> leptos::prelude::ReadSignal<Connection> {
+    let (status, set_status) = leptos::prelude::signal(Connection::Connecting);
+    #[cfg(feature = "hydrate")]
+    client::follow(scope, since, on_event, set_status);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (scope, since, on_event, set_status);
+    status
+}
+
+/// Shows a browser notification when a run ends, if the person opted in.
+/// The tag is the change's `seq`, so several open tabs show it once.
+pub fn notify_run_end(session_name: &str, change: &Transition) {
+    let title = match change.reason {
+        Reason::Succeeded => format!("{session_name} finished"),
+        Reason::Failed => format!("{session_name} failed"),
+        Reason::Interrupted => format!("{session_name} was interrupted"),
+        _ => return,
+    };
+    #[cfg(feature = "hydrate")]
+    {
+        use web_sys::{Notification, NotificationOptions, NotificationPermission};
+        if Notification::permission() == NotificationPermission::Granted {
+            let options = NotificationOptions::new();
+            options.set_tag(&change.seq.to_string());
+            options.set_body(
+                change
+                    .error_message
+                    .as_deref()
+                    .unwrap_or("The run succeeded."),
+            );
+            let _ = Notification::new_with_options(&title, &options);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = title;
+}
+
+/// The part of the change log a page follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    All,
+    Project(i32),
+    Session(String),
+}
+
+impl Scope {
+    /// Whether `change` belongs to this scope.
+    pub fn contains(&self, change: &Transition) -> bool {
+        match self {
+            Self::All => true,
+            Self::Project(id) => change.project_id == *id,
+            Self::Session(id) => change.session_id == *id,
+        }
+    }
+
+    /// The query string that selects this scope on `/api/events`.
+    pub fn query(&self) -> String {
+        match self {
+            Self::All => String::new(),
+            Self::Project(id) => format!("project={id}"),
+            Self::Session(id) => format!("session={id}"),
+        }
+    }
+}
+
+/// One message on the stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum LiveEvent {
+    /// A committed entry of the change log; `session` is the session as
+    /// created or renamed (absent for state changes and deletions).
+    Change {
+        change: Transition,
+        session: Option<Session>,
+    },
+    /// A line of a running agent's output (not replayed after reconnects).
+    Output { session_id: String, line: String },
+}
+
+impl LiveEvent {
+    /// A state change, to publish.
+    pub fn change(change: Transition) -> Self {
+        Self::Change {
+            change,
+            session: None,
+        }
+    }
+
+    /// A session created or renamed, to publish with the session.
+    pub fn lifecycle(change: Transition, session: Session) -> Self {
+        Self::Change {
+            change,
+            session: Some(session),
+        }
+    }
+
+    /// The change-log position, for changes.
+    pub fn seq(&self) -> Option<i32> {
+        match self {
+            Self::Change { change, .. } => Some(change.seq),
+            Self::Output { .. } => None,
+        }
+    }
+}

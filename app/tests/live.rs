@@ -1,0 +1,203 @@
+//! The change stream on a real SQLite file: a follower gets every change
+//! after its `since`, in `seq` order, exactly once — while changes commit
+//! concurrently, and when it lags behind the hub.
+
+use app::{
+    agent::AgentKind,
+    db::Db,
+    live::{follow::follow, LiveEvent, Scope},
+    project, session,
+    transition::{
+        writer::{self, Applied},
+        Reason, TransitionEvent,
+    },
+};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::mpsc::Receiver;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: Db,
+    project_id: i32,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let project_dir = dir.path().join("p");
+        std::fs::create_dir(&project_dir).unwrap();
+        let db = Db::open(dir.path().join("db.sqlite").to_str().unwrap()).unwrap();
+        let project = project::store::add(&db, project_dir.to_str().unwrap(), None)
+            .await
+            .unwrap();
+        Self {
+            _dir: dir,
+            db,
+            project_id: project.id,
+        }
+    }
+
+    async fn sessions(&self, count: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..count {
+            let s = session::store::create(
+                &self.db,
+                self.project_id,
+                &format!("s{i}"),
+                AgentKind::Shell,
+            )
+            .await
+            .unwrap();
+            ids.push(s.id);
+        }
+        ids
+    }
+
+    async fn high_water(&self) -> i32 {
+        self.db.run(writer::high_water).await.unwrap()
+    }
+}
+
+/// Commits one state transition through the single writer and publishes it.
+async fn transition(db: &Db, session_id: &str, event: TransitionEvent) -> i32 {
+    let id = session_id.to_owned();
+    db.write(move |conn| {
+        conn.immediate_transaction(|conn| match writer::apply(conn, &id, &event)? {
+            Applied::Changed(change) => Ok((change.seq, vec![LiveEvent::change(change)])),
+            other => panic!("{event:?} on {id}: {other:?}"),
+        })
+    })
+    .await
+    .unwrap()
+}
+
+/// Sends then cancels, `rounds` times: two transitions per round.
+async fn churn(db: Db, session_id: String, rounds: usize) {
+    for _ in 0..rounds {
+        transition(&db, &session_id, TransitionEvent::Send).await;
+        transition(&db, &session_id, TransitionEvent::Cancel).await;
+    }
+}
+
+/// The next `count` change seqs from the follower.
+async fn take_seqs(rx: &mut Receiver<Arc<LiveEvent>>, count: usize) -> Vec<i32> {
+    let mut seqs = Vec::new();
+    while seqs.len() < count {
+        let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the follower went quiet")
+            .expect("the follower stopped");
+        if let Some(seq) = event.seq() {
+            seqs.push(seq);
+        }
+    }
+    seqs
+}
+
+fn assert_contiguous(seqs: &[i32], after: i32) {
+    let expected: Vec<i32> = (after + 1..=after + seqs.len() as i32).collect();
+    assert_eq!(seqs, expected, "changes lost, duplicated or out of order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_gets_exactly_the_changes_after_since_while_writes_continue() {
+    let fx = Fixture::new().await;
+    let ids = fx.sessions(4).await;
+    churn(fx.db.clone(), ids[0].clone(), 5).await;
+    let since = fx.high_water().await;
+
+    // Writers start before the follower subscribes, and keep going.
+    let writers: Vec<_> = ids
+        .iter()
+        .map(|id| tokio::spawn(churn(fx.db.clone(), id.clone(), 25)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), since);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let seqs = take_seqs(&mut rx, 4 * 25 * 2).await;
+    assert_contiguous(&seqs, since);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "a change was sent twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_follower_is_caught_up_from_the_database() {
+    let fx = Fixture::new().await;
+    let ids = fx.sessions(1).await;
+    let since = fx.high_water().await;
+    let mut rx = follow(fx.db.clone(), Scope::All, since);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Far more than the hub buffers (1024) while nobody reads.
+    churn(fx.db.clone(), ids[0].clone(), 1000).await;
+    let seqs = take_seqs(&mut rx, 2000).await;
+    assert_contiguous(&seqs, since);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_transitions_across_twenty_sessions_arrive_in_order() {
+    let fx = Fixture::new().await;
+    let since = fx.high_water().await;
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), since);
+    let ids = fx.sessions(20).await;
+    let writers: Vec<_> = ids
+        .iter()
+        .map(|id| tokio::spawn(churn(fx.db.clone(), id.clone(), 5)))
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    // 20 "created" entries, then 200 transitions.
+    let seqs = take_seqs(&mut rx, 220).await;
+    assert_contiguous(&seqs, since);
+}
+
+#[tokio::test]
+async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
+    let fx = Fixture::new().await;
+    let other_dir = fx._dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = project::store::add(&fx.db, other_dir.to_str().unwrap(), None)
+        .await
+        .unwrap();
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), 0);
+
+    session::store::create(&fx.db, other.id, "elsewhere", AgentKind::Shell)
+        .await
+        .unwrap();
+    let mine = session::store::create(&fx.db, fx.project_id, "mine", AgentKind::Shell)
+        .await
+        .unwrap();
+    session::store::rename(&fx.db, &mine.id, "renamed")
+        .await
+        .unwrap();
+    session::store::delete(&fx.db, &mine.id).await.unwrap();
+
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let LiveEvent::Change { change, session } = &*event {
+            assert_eq!(
+                change.project_id, fx.project_id,
+                "another project's change leaked in"
+            );
+            seen.push((change.reason, session.as_ref().map(|s| s.name.clone())));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (Reason::Created, Some("mine".to_owned())),
+            (Reason::Renamed, Some("renamed".to_owned())),
+            (Reason::Deleted, None),
+        ]
+    );
+}
