@@ -15,6 +15,7 @@ use diesel::{
     r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection},
     result::Error as DieselError,
     sqlite::SqliteConnection,
+    Connection,
 };
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::{
@@ -39,6 +40,8 @@ pub enum DbError {
     },
     #[error("cannot open the database: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    #[error("cannot open the database: {0}")]
+    Open(#[from] diesel::ConnectionError),
     #[error("cannot migrate the database: {0}")]
     Migration(String),
     #[error("database query failed: {0}")]
@@ -69,8 +72,7 @@ struct SqliteSettings;
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettings {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; \
-             PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
             BUSY_TIMEOUT.as_millis()
         ))
         .map_err(diesel::r2d2::Error::QueryError)
@@ -111,6 +113,11 @@ impl Db {
                 source,
             })?;
         }
+        // WAL is a property of the file: set it once, before the pool opens
+        // its connections in parallel (switching concurrently fails as "locked").
+        let mut first = SqliteConnection::establish(path)?;
+        first.batch_execute("PRAGMA journal_mode = WAL;")?;
+        drop(first);
         let pool = Pool::builder()
             .max_size(8)
             .connection_customizer(Box::new(SqliteSettings))

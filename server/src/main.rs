@@ -7,6 +7,7 @@ mod events;
 mod routes;
 
 use app::{db::Db, run::runner::Runner};
+use axum::serve::ListenerExt;
 use clap::Parser;
 use cli::{Cli, Command, ServeArgs};
 use leptos::config::{Env, LeptosOptions};
@@ -99,6 +100,11 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
     println!("agentdeck listening on http://{local}");
     let hub = db.hub().clone();
     let app = routes::router(db, Arc::clone(&runner), options);
+    // Live events are small writes: without TCP_NODELAY, Nagle's algorithm
+    // holds them back waiting for ACKs.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

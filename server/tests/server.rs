@@ -346,3 +346,65 @@ fn a_graceful_stop_interrupts_runs_and_ends_their_processes() {
     assert_eq!(detail["session"]["error_message"], INTERRUPTED);
     assert_eq!(detail["runs"][0]["outcome"], "interrupted");
 }
+
+#[test]
+fn the_event_stream_replays_after_since_then_follows_live() {
+    let server = Server::start();
+    let id = project_with_session(&server);
+    let (status, _) = server.json(
+        "POST",
+        &format!("/api/sessions/{id}/messages"),
+        Some(json!({"message": "true"})),
+    );
+    assert_eq!(status, 202);
+    wait_for(&server, &id, |d| d["session"]["state"] == "idle");
+
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        stream,
+        "GET /api/events?project=1&since=1 HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // seq 1 is the session's creation; 2 and 3 are sent/succeeded; 4 and 5 come live.
+    let (status, _) = server.json(
+        "POST",
+        &format!("/api/sessions/{id}/messages"),
+        Some(json!({"message": "exit 3"})),
+    );
+    assert_eq!(status, 202);
+    let mut received = String::new();
+    let mut buf = [0u8; 4096];
+    while !received.contains("id: 5") {
+        let n = stream.read(&mut buf).expect("the stream went quiet");
+        assert!(n > 0, "the stream ended: {received}");
+        received.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+    assert!(received.contains("text/event-stream"), "{received}");
+    let ids: Vec<&str> = received
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(ids, ["2", "3", "4", "5"], "{received}");
+    assert!(received.contains(r#""reason":"failed""#), "{received}");
+    assert!(
+        !received.contains(r#""reason":"created""#),
+        "since=1 must skip the creation"
+    );
+
+    let (status, _) = server.json("GET", "/api/events?project=1&session=x", None);
+    assert_eq!(status, 422);
+
+    // An open stream must not hold up a graceful stop.
+    let mut server = server;
+    kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM).unwrap();
+    let stopped = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        server.child.try_wait().unwrap().is_some()
+    });
+    assert!(stopped, "the server did not stop with an event stream open");
+}
