@@ -13,6 +13,7 @@ pub mod project;
 pub mod run;
 pub mod session;
 pub mod session_state;
+pub mod sync;
 mod text_enum;
 pub mod transition;
 

@@ -118,6 +118,12 @@ pub enum LiveEvent {
     },
     /// A line of a running agent's output (not replayed after reconnects).
     Output { session_id: String, line: String },
+    /// How far a transcript sync has got (not replayed).
+    SyncProgress {
+        project_id: i32,
+        scanned: usize,
+        total: usize,
+    },
 }
 
 impl LiveEvent {
@@ -141,7 +147,7 @@ impl LiveEvent {
     pub fn seq(&self) -> Option<i32> {
         match self {
             Self::Change { change, .. } => Some(change.seq),
-            Self::Output { .. } => None,
+            Self::Output { .. } | Self::SyncProgress { .. } => None,
         }
     }
 }

@@ -39,5 +39,18 @@ pub async fn list_projects() -> Result<Vec<Project>, AppError> {
 /// directory's own name.
 #[server(prefix = "/rpc", endpoint = "add_project")]
 pub async fn add_project(path: String, name: Option<String>) -> Result<Project, AppError> {
-    crate::error::with_status(store::add(&expect_context(), &path, name.as_deref()).await)
+    let added = store::add(&expect_context(), &path, name.as_deref()).await;
+    // Sessions started from the terminal in this directory appear by themselves.
+    if let (Ok(project), Some(syncer)) = (
+        &added,
+        use_context::<std::sync::Arc<crate::sync::scan::Syncer>>(),
+    ) {
+        let project = project.clone();
+        tokio::spawn(async move {
+            if let Err(err) = syncer.sync(&project).await {
+                tracing::warn!(project_id = project.id, error = %err, "sync after adding the project failed");
+            }
+        });
+    }
+    crate::error::with_status(added)
 }

@@ -51,6 +51,8 @@ pub struct Session {
     /// The agent's own conversation id, once a run reported it: later
     /// messages continue that conversation.
     pub external_id: Option<String>,
+    /// Messages in the agent's transcript at the last sync (imported sessions).
+    pub message_count: i32,
 }
 
 impl Session {

@@ -1,7 +1,7 @@
 //! The command line: `agentdeck serve` and its settings, each also readable
 //! from an `AGENTDECK_*` environment variable.
 
-use app::run::runner::RunnerConfig;
+use app::{run::runner::RunnerConfig, sync::scan::SyncConfig};
 use clap::{Args, Parser, Subcommand};
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
@@ -17,10 +17,65 @@ pub struct Cli {
 pub enum Command {
     /// Run the web dashboard.
     Serve(ServeArgs),
+    /// Import sessions from Claude Code and Codex transcripts, then exit.
+    Sync(SyncArgs),
+}
+
+/// Where the data lives: shared by every command.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// SQLite database file, created with its directory if missing
+    /// [default: <data dir>/agentdeck/agentdeck.db, e.g. ~/.local/share/agentdeck/agentdeck.db].
+    #[arg(long, env = "AGENTDECK_DATABASE_URL", value_name = "PATH")]
+    pub database_url: Option<String>,
+
+    /// Claude Code transcripts folder [default: ~/.claude/projects].
+    #[arg(long, env = "AGENTDECK_CLAUDE_PROJECTS", value_name = "DIR")]
+    pub claude_projects: Option<PathBuf>,
+
+    /// Codex transcripts folder [default: ~/.codex/sessions].
+    #[arg(long, env = "AGENTDECK_CODEX_SESSIONS", value_name = "DIR")]
+    pub codex_sessions: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The database location: the flag, or the per-user data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("agentdeck")
+                .join("agentdeck.db")
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    /// Where transcripts are read from.
+    pub fn sync_config(&self) -> SyncConfig {
+        let defaults = SyncConfig::default();
+        SyncConfig {
+            claude_root: self.claude_projects.clone().unwrap_or(defaults.claude_root),
+            codex_root: self.codex_sessions.clone().unwrap_or(defaults.codex_root),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Only this project (its directory); every project when omitted.
+    #[arg(long, value_name = "PATH")]
+    pub project: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
     /// Address to listen on. The server runs commands for whoever can reach
     /// it, so it listens on loopback only unless told otherwise.
     #[arg(long, env = "AGENTDECK_BIND", default_value = "127.0.0.1")]
@@ -29,11 +84,6 @@ pub struct ServeArgs {
     /// Port to listen on; 0 picks a free one (the URL is printed at start).
     #[arg(long, env = "AGENTDECK_PORT", default_value_t = 3000)]
     pub port: u16,
-
-    /// SQLite database file, created with its directory if missing
-    /// [default: <data dir>/agentdeck/agentdeck.db, e.g. ~/.local/share/agentdeck/agentdeck.db].
-    #[arg(long, env = "AGENTDECK_DATABASE_URL", value_name = "PATH")]
-    pub database_url: Option<String>,
 
     /// Directory holding the built site (`pkg/` with the WASM, JS and CSS)
     /// [default: `site/` beside the binary's directory, i.e. target/site].
@@ -69,18 +119,6 @@ impl ServeArgs {
         }
     }
 
-    /// The database location: the flag, or the per-user data directory.
-    pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            dirs::data_dir()
-                .unwrap_or_else(std::env::temp_dir)
-                .join("agentdeck")
-                .join("agentdeck.db")
-                .to_string_lossy()
-                .into_owned()
-        })
-    }
-
     /// The site directory: the flag, or `../site` relative to the binary
     /// (cargo-leptos puts the binary in `target/<profile>/` and the site in
     /// `target/site`), or `target/site` under the working directory.
@@ -109,10 +147,12 @@ mod tests {
     #[test]
     fn serve_defaults_to_loopback_port_3000() {
         let cli = Cli::try_parse_from(["agentdeck", "serve"]).unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
         assert_eq!(args.bind.to_string(), "127.0.0.1");
         assert_eq!(args.port, 3000);
-        assert!(args.database_url().ends_with("agentdeck.db"));
+        assert!(args.data.database_url().ends_with("agentdeck.db"));
     }
 
     #[test]
@@ -135,6 +175,8 @@ mod tests {
             "--claude-bin",
             "AGENTDECK_CODEX_BIN",
             "--run-timeout",
+            "--claude-projects",
+            "AGENTDECK_CODEX_SESSIONS",
         ] {
             assert!(help.contains(needle), "help lacks {needle}:\n{help}");
         }

@@ -7,11 +7,12 @@ mod events;
 mod routes;
 
 use app::{db::Db, run::runner::Runner};
+use app::{project, sync::scan::Syncer};
 use axum::serve::ListenerExt;
 use clap::Parser;
-use cli::{Cli, Command, ServeArgs};
+use cli::{Cli, Command, DataArgs, ServeArgs, SyncArgs};
 use leptos::config::{Env, LeptosOptions};
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, path::Path, sync::Arc};
 use tokio::net::TcpSocket;
 
 /// Pending connections the listener queues: enough for a reconnect storm
@@ -40,6 +41,7 @@ async fn main() -> std::process::ExitCode {
     let Cli { command } = Cli::parse();
     let result = match command {
         Command::Serve(args) => serve(args).await,
+        Command::Sync(args) => sync(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -50,8 +52,9 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Fatal> {
-    let database_url = args.database_url();
+/// Opens the database the flags point at.
+async fn open_db(data: &DataArgs) -> Result<Db, Fatal> {
+    let database_url = data.database_url();
     let db = tokio::task::spawn_blocking({
         let url = database_url.clone();
         move || Db::open(&url)
@@ -59,6 +62,47 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
     .await?
     .map_err(|err| Fatal(format!("{err} ({database_url})")))?;
     tracing::info!(database = %database_url, "database ready");
+    Ok(db)
+}
+
+/// `agentdeck sync`: imports transcripts for one project or all, prints a summary per project.
+async fn sync(args: SyncArgs) -> Result<(), Fatal> {
+    let db = open_db(&args.data).await?;
+    let syncer = Syncer::new(db.clone(), args.data.sync_config());
+    let projects = project::store::list(&db)
+        .await
+        .map_err(|e| Fatal(e.to_string()))?;
+    let wanted = match &args.project {
+        Some(path) => {
+            let path = std::fs::canonicalize(path)
+                .map_err(|err| Fatal(format!("cannot open {}: {err}", path.display())))?;
+            let found: Vec<_> = projects
+                .into_iter()
+                .filter(|p| Path::new(&p.path) == path)
+                .collect();
+            if found.is_empty() {
+                return Err(Fatal(format!(
+                    "{} is not a project; add it in the dashboard first",
+                    path.display()
+                )));
+            }
+            found
+        }
+        None => projects,
+    };
+    for project in wanted {
+        let summary = syncer
+            .sync(&project)
+            .await
+            .map_err(|e| Fatal(e.to_string()))?;
+        println!("{}: {summary}", project.path);
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Fatal> {
+    let db = open_db(&args.data).await?;
+    let syncer = Syncer::new(db.clone(), args.data.sync_config());
 
     let runner = Runner::new(db.clone(), args.runner_config());
     let interrupted = runner
@@ -99,7 +143,7 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
 
     println!("agentdeck listening on http://{local}");
     let hub = db.hub().clone();
-    let app = routes::router(db, Arc::clone(&runner), options);
+    let app = routes::router(db, Arc::clone(&runner), syncer, options);
     // Live events are small writes: without TCP_NODELAY, Nagle's algorithm
     // holds them back waiting for ACKs.
     let listener = listener.tap_io(|tcp| {

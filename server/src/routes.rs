@@ -2,7 +2,7 @@
 //! static files, and the layers every request goes through.
 
 use crate::api::{self, ApiState};
-use app::{db::Db, run::runner::Runner, shell, App};
+use app::{db::Db, run::runner::Runner, shell, sync::scan::Syncer, App};
 use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{header, Method, StatusCode},
@@ -20,13 +20,14 @@ use tower_http::{compression::CompressionLayer, trace::TraceLayer};
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Builds the application router around an open database and the runner.
-pub fn router(db: Db, runner: Arc<Runner>, options: LeptosOptions) -> Router {
+pub fn router(db: Db, runner: Arc<Runner>, syncer: Arc<Syncer>, options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let (db, runner) = (db.clone(), Arc::clone(&runner));
         move || {
             provide_context(db.clone());
             provide_context(Arc::clone(&runner));
+            provide_context(Arc::clone(&syncer));
         }
     };
     Router::new()

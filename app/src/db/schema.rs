@@ -61,6 +61,25 @@ diesel::table! {
         updated_at -> BigInt,
         state_changed_at -> BigInt,
         external_id -> Nullable<Text>,
+        message_count -> Integer,
+    }
+}
+
+diesel::table! {
+    transcript_files (path) {
+        path -> Text,
+        agent -> Text,
+        size -> BigInt,
+        mtime -> BigInt,
+        read_offset -> BigInt,
+        external_id -> Nullable<Text>,
+        cwd -> Nullable<Text>,
+        title -> Nullable<Text>,
+        first_message -> Nullable<Text>,
+        first_at -> Nullable<BigInt>,
+        last_at -> Nullable<BigInt>,
+        message_count -> Integer,
+        skipped_lines -> Integer,
     }
 }
 
@@ -76,4 +95,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     runs,
     session_transitions,
     sessions,
+    transcript_files,
 );

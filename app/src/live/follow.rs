@@ -29,8 +29,8 @@ pub fn follow(db: Db, scope: Scope, since: i32) -> mpsc::Receiver<Arc<LiveEvent>
 async fn forward(db: Db, scope: Scope, mut sent: i32, tx: mpsc::Sender<Arc<LiveEvent>>) {
     let mut changes = db.hub().subscribe_changes();
     let mut output = match &scope {
-        Scope::Session(_) => Some(db.hub().subscribe_output()),
-        _ => None,
+        Scope::Session(_) | Scope::Project(_) => Some(db.hub().subscribe_output()),
+        Scope::All => None,
     };
     if catch_up(&db, &scope, &mut sent, &tx).await.is_err() {
         return;
@@ -63,10 +63,11 @@ async fn forward(db: Db, scope: Scope, mut sent: i32, tx: mpsc::Sender<Arc<LiveE
             },
             received = next_output(&mut output) => match received {
                 Some(event) => {
-                    let wanted = matches!(
-                        (&*event, &scope),
-                        (LiveEvent::Output { session_id, .. }, Scope::Session(id)) if session_id == id
-                    );
+                    let wanted = match (&*event, &scope) {
+                        (LiveEvent::Output { session_id, .. }, Scope::Session(id)) => session_id == id,
+                        (LiveEvent::SyncProgress { project_id, .. }, Scope::Project(id)) => project_id == id,
+                        _ => false,
+                    };
                     if wanted && tx.send(event).await.is_err() {
                         return;
                     }

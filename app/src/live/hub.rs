@@ -55,6 +55,17 @@ impl EventHub {
         self.changes.subscribe()
     }
 
+    /// Publishes how far a sync has got.
+    pub fn publish_sync_progress(&self, project_id: i32, scanned: usize, total: usize) {
+        if self.output.receiver_count() > 0 {
+            let _ = self.output.send(Arc::new(LiveEvent::SyncProgress {
+                project_id,
+                scanned,
+                total,
+            }));
+        }
+    }
+
     /// Ends every stream (on shutdown), so open pages do not hold the server up.
     pub fn close(&self) {
         self.closing.send_replace(true);

@@ -133,7 +133,7 @@ fn SessionConsole(
                 // The stored messages and run summary changed with it.
                 reload.dispatch(id.clone());
             }
-            LiveEvent::Change { .. } => {}
+            LiveEvent::Change { .. } | LiveEvent::SyncProgress { .. } => {}
         }
     });
 

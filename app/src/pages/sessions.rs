@@ -14,6 +14,7 @@ use crate::{
         Session, StateCounts,
     },
     session_state::SessionState,
+    sync::SyncProject,
     transition::Reason,
 };
 use leptos::{html, prelude::*};
@@ -95,6 +96,8 @@ fn SessionsPanel(
     let rename = ServerAction::<RenameSession>::new();
     let delete = ServerAction::<DeleteSession>::new();
     let reload = Action::new(move |_: &()| project_sessions(project_id, filter));
+    let sync = ServerAction::<SyncProject>::new();
+    let sync_progress = RwSignal::new(None::<(usize, usize)>);
     let form = NodeRef::<html::Form>::new();
     let now = clock();
 
@@ -193,8 +196,31 @@ fn SessionsPanel(
         <div class="panel" data-hydrated=hydrated_marker()>
             <div class="toolbar">
                 <LiveIndicator connection />
-                <NotifyToggle />
+                <div class="toolbar-actions">
+                    <ActionForm action=sync>
+                        <input type="hidden" name="project_id" value=project_id />
+                        <button type="submit" disabled=move || sync.pending().get()>
+                            "Sync"
+                        </button>
+                    </ActionForm>
+                    <NotifyToggle />
+                </div>
             </div>
+            <p class="sync-summary" aria-live="polite">
+                {move || {
+                    if sync.pending().get() {
+                        Some(match sync_progress.get() {
+                            Some((scanned, total)) => format!("Syncing… {scanned} / {total} files scanned"),
+                            None => "Syncing…".to_owned(),
+                        })
+                    } else {
+                        sync.value().get().map(|result| match result {
+                            Ok(summary) => format!("Synced: {summary}"),
+                            Err(err) => format!("Sync failed: {err}"),
+                        })
+                    }
+                }}
+            </p>
             <section class="card">
                 <h2>"New session"</h2>
                 <ActionForm action=create node_ref=form>

@@ -95,6 +95,7 @@ pub async fn create(
                 updated_at: now,
                 state_changed_at: now,
                 external_id: None,
+                message_count: 0,
             };
             diesel::insert_into(sessions::table)
                 .values(&session)

@@ -1,0 +1,364 @@
+//! Sync: find transcript files, read what is new in them (remembering size,
+//! mtime and offset per file), import the sessions whose recorded `cwd` is
+//! the project's path, and clear stale errors through the state writer.
+
+use super::{transcript::TranscriptInfo, SyncSummary};
+use crate::{
+    agent::AgentKind,
+    db::{
+        now_millis,
+        schema::{sessions, transcript_files},
+        Db,
+    },
+    error::AppError,
+    live::LiveEvent,
+    project::Project,
+    session::Session,
+    session_state::SessionState,
+    transition::{
+        writer::{self, record_lifecycle, Applied},
+        Reason, TransitionEvent,
+    },
+};
+use diesel::prelude::*;
+use std::{
+    collections::HashMap,
+    io::{Read, Seek, SeekFrom},
+    path::{Path, PathBuf},
+    time::UNIX_EPOCH,
+};
+
+/// Where the agents keep their transcripts.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Claude Code: `~/.claude/projects`.
+    pub claude_root: PathBuf,
+    /// Codex: `~/.codex/sessions`.
+    pub codex_root: PathBuf,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        Self {
+            claude_root: home.join(".claude/projects"),
+            codex_root: home.join(".codex/sessions"),
+        }
+    }
+}
+
+/// Runs syncs one at a time.
+pub struct Syncer {
+    pub db: Db,
+    config: SyncConfig,
+    running: tokio::sync::Mutex<()>,
+}
+
+/// The stored state of one transcript file.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = transcript_files, treat_none_as_null = true)]
+struct FileRow {
+    path: String,
+    agent: AgentKind,
+    size: i64,
+    mtime: i64,
+    read_offset: i64,
+    external_id: Option<String>,
+    cwd: Option<String>,
+    title: Option<String>,
+    first_message: Option<String>,
+    first_at: Option<i64>,
+    last_at: Option<i64>,
+    message_count: i32,
+    skipped_lines: i32,
+}
+
+impl FileRow {
+    fn info(&self) -> TranscriptInfo {
+        TranscriptInfo {
+            external_id: self.external_id.clone(),
+            cwd: self.cwd.clone(),
+            title: self.title.clone(),
+            first_message: self.first_message.clone(),
+            first_at: self.first_at,
+            last_at: self.last_at,
+            message_count: self.message_count,
+            skipped_lines: self.skipped_lines,
+        }
+    }
+}
+
+impl Syncer {
+    pub fn new(db: Db, config: SyncConfig) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            db,
+            config,
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Syncs one project. Files are read once for all projects; the import
+    /// then takes the transcripts whose `cwd` is this project's path.
+    pub async fn sync(&self, project: &Project) -> Result<SyncSummary, AppError> {
+        let _one_at_a_time = self.running.lock().await;
+        let mut summary = self.read_files(project.id).await?;
+        let (project_id, path) = (project.id, project.path.clone());
+        let counts = self
+            .db
+            .write(move |conn| import(conn, project_id, &path))
+            .await?;
+        summary.imported = counts.imported;
+        summary.updated = counts.updated;
+        summary.errors_cleared = counts.errors_cleared;
+        tracing::info!(project_id, %summary, "sync finished");
+        Ok(summary)
+    }
+
+    /// Reads new and changed transcript files into `transcript_files`.
+    async fn read_files(&self, project_id: i32) -> Result<SyncSummary, AppError> {
+        let config = self.config.clone();
+        let hub = self.db.hub().clone();
+        self.db
+            .run(move |conn| {
+                let mut files = Vec::new();
+                list_jsonl(&config.claude_root, AgentKind::Claude, &mut files);
+                list_jsonl(&config.codex_root, AgentKind::Codex, &mut files);
+                let known: HashMap<String, FileRow> = transcript_files::table
+                    .select(FileRow::as_select())
+                    .load(conn)?
+                    .into_iter()
+                    .map(|row| (row.path.clone(), row))
+                    .collect();
+                let mut summary = SyncSummary {
+                    files_total: files.len(),
+                    ..SyncSummary::default()
+                };
+                for (scanned, (path, agent)) in files.iter().enumerate() {
+                    if scanned % 25 == 0 || scanned + 1 == files.len() {
+                        hub.publish_sync_progress(project_id, scanned + 1, files.len());
+                    }
+                    let Some(path_text) = path.to_str() else {
+                        continue;
+                    };
+                    let Ok(meta) = std::fs::metadata(path) else {
+                        continue;
+                    };
+                    let size = i64::try_from(meta.len()).unwrap_or(i64::MAX);
+                    let mtime = meta
+                        .modified()
+                        .ok()
+                        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+                    let previous = known.get(path_text);
+                    if previous.is_some_and(|row| row.size == size && row.mtime == mtime) {
+                        continue;
+                    }
+                    // A file that shrank was rewritten: read it from the start.
+                    let previous = previous.filter(|row| row.read_offset <= size);
+                    let (mut info, offset) = previous
+                        .map_or((TranscriptInfo::default(), 0), |row| {
+                            (row.info(), row.read_offset)
+                        });
+                    let skipped_before = info.skipped_lines;
+                    let Ok((read_to, partial)) = read_new_lines(path, *agent, offset, &mut info)
+                    else {
+                        continue;
+                    };
+                    summary.files_read += 1;
+                    summary.lines_skipped +=
+                        usize::try_from(info.skipped_lines - skipped_before).unwrap_or(0);
+                    summary.lines_skipped += usize::from(partial);
+                    if let Some(cwd) = &info.cwd {
+                        info.cwd = Some(canonical(cwd));
+                    }
+                    let row = FileRow {
+                        path: path_text.to_owned(),
+                        agent: *agent,
+                        size,
+                        mtime,
+                        read_offset: read_to,
+                        external_id: info.external_id,
+                        cwd: info.cwd,
+                        title: info.title,
+                        first_message: info.first_message,
+                        first_at: info.first_at,
+                        last_at: info.last_at,
+                        message_count: info.message_count,
+                        skipped_lines: info.skipped_lines,
+                    };
+                    diesel::insert_into(transcript_files::table)
+                        .values(&row)
+                        .on_conflict(transcript_files::path)
+                        .do_update()
+                        .set(&row)
+                        .execute(conn)?;
+                }
+                Ok(summary)
+            })
+            .await
+    }
+}
+
+/// Every `*.jsonl` under `root`, skipping Claude's `subagents/` folders.
+fn list_jsonl(root: &Path, agent: AgentKind, out: &mut Vec<(PathBuf, AgentKind)>) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            if entry.file_name() != "subagents" {
+                list_jsonl(&path, agent, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "jsonl") {
+            out.push((path, agent));
+        }
+    }
+}
+
+/// Reads complete lines from `offset` on. Returns where reading stopped
+/// (just after the last newline) and whether a half-written line was left
+/// for next time.
+fn read_new_lines(
+    path: &Path,
+    agent: AgentKind,
+    offset: i64,
+    info: &mut TranscriptInfo,
+) -> std::io::Result<(i64, bool)> {
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(u64::try_from(offset).unwrap_or(0)))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let complete = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    for line in bytes[..complete].split(|&b| b == b'\n') {
+        match std::str::from_utf8(line) {
+            Ok(line) => info.read_line(agent, line),
+            Err(_) => info.skipped_lines += 1,
+        }
+    }
+    let partial = complete < bytes.len();
+    Ok((offset + i64::try_from(complete).unwrap_or(0), partial))
+}
+
+/// The canonical form of a recorded directory, when it still exists.
+fn canonical(dir: &str) -> String {
+    std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_owned))
+        .unwrap_or_else(|| dir.to_owned())
+}
+
+/// What an import changed.
+struct ImportCounts {
+    imported: usize,
+    updated: usize,
+    errors_cleared: usize,
+}
+
+/// Imports (or refreshes) the sessions of transcripts recorded in `path`,
+/// and clears stale errors in the project.
+fn import(
+    conn: &mut SqliteConnection,
+    project_id: i32,
+    path: &str,
+) -> Result<(ImportCounts, Vec<LiveEvent>), AppError> {
+    conn.immediate_transaction(|conn| {
+        let files: Vec<FileRow> = transcript_files::table
+            .filter(transcript_files::cwd.eq(path))
+            .filter(transcript_files::external_id.is_not_null())
+            .select(FileRow::as_select())
+            .load(conn)?;
+        let (mut imported, mut updated, mut events) = (0, 0, Vec::new());
+        for file in files {
+            let info = file.info();
+            let Some(external_id) = info.external_id.clone() else {
+                continue;
+            };
+            let name = info.name(file.agent);
+            let now = now_millis();
+            let existing: Option<Session> = sessions::table
+                .filter(sessions::agent.eq(file.agent))
+                .filter(sessions::external_id.eq(&external_id))
+                .select(Session::as_select())
+                .first(conn)
+                .optional()?;
+            match existing {
+                None => {
+                    let created_at = info.first_at.unwrap_or(now);
+                    let session = Session {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        project_id,
+                        name,
+                        agent: file.agent,
+                        state: SessionState::Idle,
+                        error_message: None,
+                        created_at,
+                        updated_at: info.last_at.unwrap_or(created_at),
+                        state_changed_at: created_at,
+                        external_id: Some(external_id),
+                        message_count: info.message_count,
+                    };
+                    diesel::insert_into(sessions::table)
+                        .values(&session)
+                        .execute(conn)?;
+                    let change = record_lifecycle(conn, &session, Reason::Created)?;
+                    events.push(LiveEvent::lifecycle(change, session));
+                    imported += 1;
+                }
+                Some(known) => {
+                    let updated_at = info
+                        .last_at
+                        .unwrap_or(known.updated_at)
+                        .max(known.updated_at);
+                    if known.name == name
+                        && known.message_count == info.message_count
+                        && known.updated_at == updated_at
+                    {
+                        continue;
+                    }
+                    let session = diesel::update(sessions::table.find(&known.id))
+                        .set((
+                            sessions::name.eq(&name),
+                            sessions::message_count.eq(info.message_count),
+                            sessions::updated_at.eq(updated_at),
+                        ))
+                        .returning(Session::as_returning())
+                        .get_result(conn)?;
+                    let change = record_lifecycle(conn, &session, Reason::Renamed)?;
+                    events.push(LiveEvent::lifecycle(change, session));
+                    updated += 1;
+                }
+            }
+        }
+        // Stale errors: back to idle through the single writer. The writer
+        // only moves `error → idle` on sync, so a working session is never touched.
+        let in_error: Vec<String> = sessions::table
+            .filter(sessions::project_id.eq(project_id))
+            .filter(sessions::state.eq(SessionState::Error))
+            .select(sessions::id)
+            .load(conn)?;
+        let mut cleared = 0;
+        for id in in_error {
+            if let Applied::Changed(change) = writer::apply(conn, &id, &TransitionEvent::Sync)? {
+                events.push(LiveEvent::change(change));
+                cleared += 1;
+            }
+        }
+        let counts = ImportCounts {
+            imported,
+            updated,
+            errors_cleared: cleared,
+        };
+        Ok((counts, events))
+    })
+}

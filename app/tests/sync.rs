@@ -1,0 +1,378 @@
+//! Importing sessions from transcripts written by the tests into temporary
+//! `~/.claude/projects` and `~/.codex/sessions` folders, on a real SQLite file.
+
+use app::{
+    agent::AgentKind,
+    db::Db,
+    live::LiveEvent,
+    project::{self, Project},
+    run::runner::{Runner, RunnerConfig},
+    session::{self, Session},
+    sync::scan::{SyncConfig, Syncer},
+    transition::{
+        writer::{self, Applied},
+        Reason, TransitionEvent,
+    },
+    SessionState,
+};
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    db: Db,
+    syncer: Arc<Syncer>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db.sqlite").to_str().unwrap()).unwrap();
+        let config = SyncConfig {
+            claude_root: dir.path().join("claude/projects"),
+            codex_root: dir.path().join("codex/sessions"),
+        };
+        let syncer = Syncer::new(db.clone(), config);
+        Self { dir, db, syncer }
+    }
+
+    async fn project(&self, name: &str) -> Project {
+        let path = self.dir.path().join("work").join(name);
+        fs::create_dir_all(&path).unwrap();
+        project::store::add(&self.db, path.to_str().unwrap(), Some("p"))
+            .await
+            .unwrap()
+    }
+
+    /// Claude's folder for a cwd: every non-alphanumeric character becomes `-`
+    /// (lossy on purpose: the sync must never decode it).
+    fn claude_file(&self, cwd: &str, session_id: &str) -> PathBuf {
+        let mut folder: String = cwd
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        if folder.len() > 200 {
+            folder.truncate(200);
+            folder.push_str("-h4sh");
+        }
+        let dir = self.dir.path().join("claude/projects").join(folder);
+        fs::create_dir_all(&dir).unwrap();
+        dir.join(format!("{session_id}.jsonl"))
+    }
+
+    async fn sessions(&self, project: &Project) -> Vec<Session> {
+        let mut list = session::store::list_for_project(&self.db, project.id, None)
+            .await
+            .unwrap()
+            .sessions;
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+}
+
+fn claude_lines(session_id: &str, cwd: &str, first_message: &str) -> String {
+    let cwd = serde_json::to_string(cwd).unwrap();
+    let msg = serde_json::to_string(first_message).unwrap();
+    format!(
+        concat!(
+            r#"{{"type":"user","sessionId":"{id}","cwd":{cwd},"timestamp":"2025-05-01T10:00:00.000Z","uuid":"u1","message":{{"role":"user","content":{msg}}}}}"#,
+            "\n",
+            r#"{{"type":"assistant","sessionId":"{id}","cwd":{cwd},"timestamp":"2025-05-01T10:00:05.000Z","uuid":"u2","message":{{"role":"assistant","content":[{{"type":"text","text":"ok"}}]}}}}"#,
+            "\n",
+        ),
+        id = session_id,
+        cwd = cwd,
+        msg = msg
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+#[tokio::test]
+async fn imports_by_recorded_cwd_never_by_folder_name_and_is_idempotent() {
+    let fx = Fixture::new();
+    // Paths with spaces, dots and unicode, one over 200 characters, and two
+    // that encode to the same Claude folder (`a.b` and `a-b`).
+    let odd = fx.project("my app v1.2 — ünïcode").await;
+    let long = fx.project(&"very-long-directory-name.".repeat(9)).await;
+    let dotted = fx.project("a.b").await;
+    let dashed = fx.project("a-b").await;
+    assert_eq!(
+        fx.claude_file(&dotted.path, "x").parent(),
+        fx.claude_file(&dashed.path, "y").parent()
+    );
+
+    fs::write(
+        fx.claude_file(&odd.path, "s-odd"),
+        claude_lines("s-odd", &odd.path, "Fix the build"),
+    )
+    .unwrap();
+    fs::write(
+        fx.claude_file(&long.path, "s-long"),
+        claude_lines("s-long", &long.path, "Long path work"),
+    )
+    .unwrap();
+    fs::write(
+        fx.claude_file(&dotted.path, "s-dot"),
+        claude_lines("s-dot", &dotted.path, "Dotted"),
+    )
+    .unwrap();
+    fs::write(
+        fx.claude_file(&dashed.path, "s-dash"),
+        claude_lines("s-dash", &dashed.path, "Dashed"),
+    )
+    .unwrap();
+    // A subagent transcript for the same cwd is not a session of its own.
+    let sub = fx
+        .claude_file(&odd.path, "s-odd")
+        .with_extension("")
+        .join("subagents");
+    fs::create_dir_all(&sub).unwrap();
+    fs::write(
+        sub.join("agent-1.jsonl"),
+        claude_lines("sub-1", &odd.path, "subagent"),
+    )
+    .unwrap();
+    // Noise: an empty file, a non-JSON file, a file with a truncated last line.
+    fs::write(fx.claude_file(&odd.path, "empty"), "").unwrap();
+    fs::write(
+        fx.claude_file(&odd.path, "garbage"),
+        "this is not json\nnor this\n",
+    )
+    .unwrap();
+    let truncated = fx.claude_file(&odd.path, "s-trunc");
+    fs::write(
+        &truncated,
+        claude_lines("s-trunc", &odd.path, "Truncated one") + r#"{"type":"user","sessionId":"s-tr"#,
+    )
+    .unwrap();
+
+    let summary = fx.syncer.sync(&odd).await.unwrap();
+    assert_eq!(
+        (summary.imported, summary.lines_skipped),
+        (2, 3),
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.files_total, 7,
+        "subagent transcripts are not counted"
+    );
+    let names: Vec<_> = fx
+        .sessions(&odd)
+        .await
+        .into_iter()
+        .map(|s| (s.name, s.agent, s.state, s.error_message, s.message_count))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "Fix the build".to_owned(),
+                AgentKind::Claude,
+                SessionState::Idle,
+                None,
+                2
+            ),
+            (
+                "Truncated one".to_owned(),
+                AgentKind::Claude,
+                SessionState::Idle,
+                None,
+                2
+            ),
+        ]
+    );
+    for (project, expected) in [
+        (&long, "Long path work"),
+        (&dotted, "Dotted"),
+        (&dashed, "Dashed"),
+    ] {
+        fx.syncer.sync(project).await.unwrap();
+        let sessions = fx.sessions(project).await;
+        assert_eq!(
+            sessions.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            [expected]
+        );
+        assert_eq!(sessions[0].created_at, 1_746_093_600_000);
+        assert_eq!(sessions[0].updated_at, 1_746_093_605_000);
+    }
+
+    let before = fx.sessions(&odd).await;
+    let again = fx.syncer.sync(&odd).await.unwrap();
+    assert_eq!(
+        (again.imported, again.updated, again.files_read),
+        (0, 0, 0),
+        "unchanged files are not opened: {again:?}"
+    );
+    assert_eq!(fx.sessions(&odd).await, before);
+}
+
+#[tokio::test]
+async fn appended_lines_are_read_incrementally_and_deleted_files_delete_nothing() {
+    let fx = Fixture::new();
+    let project = fx.project("inc").await;
+    let file = fx.claude_file(&project.path, "s1");
+    fs::write(
+        &file,
+        "not json at all\n".to_owned() + &claude_lines("s1", &project.path, "First"),
+    )
+    .unwrap();
+    let first = fx.syncer.sync(&project).await.unwrap();
+    assert_eq!((first.imported, first.lines_skipped), (1, 1));
+
+    std::thread::sleep(Duration::from_millis(20));
+    let cwd = serde_json::to_string(&project.path).unwrap();
+    append(&file, &format!("{{\"type\":\"summary\",\"summary\":\"Renamed by summary\"}}\n{{\"type\":\"user\",\"sessionId\":\"s1\",\"cwd\":{cwd},\"timestamp\":\"2025-05-02T00:00:00Z\",\"message\":{{\"role\":\"user\",\"content\":\"more\"}}}}\n"));
+    let second = fx.syncer.sync(&project).await.unwrap();
+    // Only the new lines were parsed: the malformed first line is not met again.
+    assert_eq!(
+        (second.files_read, second.updated, second.lines_skipped),
+        (1, 1, 0),
+        "{second:?}"
+    );
+    let session = &fx.sessions(&project).await[0];
+    assert_eq!(
+        (session.name.as_str(), session.message_count),
+        ("Renamed by summary", 3)
+    );
+    assert_eq!(session.updated_at, 1_746_144_000_000);
+
+    fs::remove_file(&file).unwrap();
+    fx.syncer.sync(&project).await.unwrap();
+    assert_eq!(
+        fx.sessions(&project).await.len(),
+        1,
+        "a vanished transcript never deletes a session"
+    );
+}
+
+#[tokio::test]
+async fn codex_rollouts_are_imported_too() {
+    let fx = Fixture::new();
+    let project = fx.project("codex").await;
+    let day = fx.dir.path().join("codex/sessions/2025/03/01");
+    fs::create_dir_all(&day).unwrap();
+    let cwd = serde_json::to_string(&project.path).unwrap();
+    fs::write(
+        day.join("rollout-2025-03-01T10-00-00-0199.jsonl"),
+        format!(
+            "{{\"timestamp\":\"2025-03-01T10:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{{\"id\":\"0199-thread\",\"cwd\":{cwd}}}}}\n\
+             {{\"timestamp\":\"2025-03-01T10:00:02.000Z\",\"type\":\"response_item\",\"payload\":{{\"type\":\"message\",\"role\":\"user\",\"content\":[{{\"type\":\"input_text\",\"text\":\"Write the docs\"}}]}}}}\n"
+        ),
+    )
+    .unwrap();
+    let summary = fx.syncer.sync(&project).await.unwrap();
+    assert_eq!(summary.imported, 1);
+    let session = &fx.sessions(&project).await[0];
+    assert_eq!(
+        (
+            session.agent,
+            session.name.as_str(),
+            session.external_id.as_deref()
+        ),
+        (AgentKind::Codex, "Write the docs", Some("0199-thread"))
+    );
+}
+
+#[tokio::test]
+async fn sync_clears_stale_errors_through_the_writer_and_leaves_working_sessions_alone() {
+    let fx = Fixture::new();
+    let project = fx.project("states").await;
+    let failed = session::store::create(&fx.db, project.id, "failed", AgentKind::Shell)
+        .await
+        .unwrap();
+    let busy = session::store::create(&fx.db, project.id, "busy", AgentKind::Shell)
+        .await
+        .unwrap();
+    for (id, events) in [
+        (
+            failed.id.clone(),
+            vec![TransitionEvent::Send, TransitionEvent::Fail("boom".into())],
+        ),
+        (busy.id.clone(), vec![TransitionEvent::Send]),
+    ] {
+        for event in events {
+            let id = id.clone();
+            fx.db
+                .write(move |conn| match writer::apply(conn, &id, &event)? {
+                    Applied::Changed(c) => Ok(((), vec![LiveEvent::change(c)])),
+                    other => panic!("{other:?}"),
+                })
+                .await
+                .unwrap();
+        }
+    }
+    let summary = fx.syncer.sync(&project).await.unwrap();
+    assert_eq!(summary.errors_cleared, 1);
+    let cleared = session::store::get(&fx.db, &failed.id).await.unwrap();
+    assert_eq!(
+        (cleared.state, cleared.error_message),
+        (SessionState::Idle, None)
+    );
+    let history = fx
+        .db
+        .run(move |conn| writer::history(conn, &failed.id))
+        .await
+        .unwrap();
+    assert_eq!(history.last().unwrap().reason, Reason::Synced);
+    assert_eq!(
+        session::store::get(&fx.db, &busy.id).await.unwrap().state,
+        SessionState::Working
+    );
+}
+
+#[tokio::test]
+async fn an_imported_claude_session_continues_with_resume() {
+    let fx = Fixture::new();
+    let project = fx.project("resume").await;
+    fs::write(
+        fx.claude_file(&project.path, "4f1c-claude-id"),
+        claude_lines("4f1c-claude-id", &project.path, "Earlier work"),
+    )
+    .unwrap();
+    fx.syncer.sync(&project).await.unwrap();
+    let imported = fx.sessions(&project).await.remove(0);
+
+    let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin/claude");
+    let runner = Runner::new(
+        fx.db.clone(),
+        RunnerConfig {
+            claude_bin: Some(fake),
+            ..RunnerConfig::default()
+        },
+    );
+    runner.send(&imported.id, "success continue").await.unwrap();
+    for _ in 0..200 {
+        if session::store::get(&fx.db, &imported.id)
+            .await
+            .unwrap()
+            .state
+            != SessionState::Working
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let args = fs::read_to_string(Path::new(&project.path).join(".fake-agent-args")).unwrap();
+    assert_eq!(args, "--resume 4f1c-claude-id\n");
+    assert_eq!(
+        session::store::get(&fx.db, &imported.id)
+            .await
+            .unwrap()
+            .state,
+        SessionState::Idle
+    );
+}
