@@ -57,7 +57,7 @@ export function makeTempDir(prefix = 'agentdeck-e2e-'): string {
  * port; pass a stopped server's port to restart "the same" server.
  */
 export async function startServer(
-  opts: { dbPath?: string; port?: number } = {},
+  opts: { dbPath?: string; port?: number; env?: Record<string, string> } = {},
 ): Promise<RunningServer> {
   if (!fs.existsSync(AGENTDECK_BIN)) {
     throw new Error(
@@ -69,7 +69,14 @@ export async function startServer(
   const dataDir = opts.dbPath ? path.dirname(path.resolve(opts.dbPath)) : makeTempDir();
   const dbPath = opts.dbPath ? path.resolve(opts.dbPath) : path.join(dataDir, 'agentdeck.db');
 
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Transcript folders default to empty ones in the data dir, so a test
+  // server never imports the machine's real ~/.claude or ~/.codex.
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AGENTDECK_CLAUDE_PROJECTS: path.join(dataDir, 'claude-projects'),
+    AGENTDECK_CODEX_SESSIONS: path.join(dataDir, 'codex-sessions'),
+    ...opts.env,
+  };
   if (!env.AGENTDECK_SITE_ROOT) env.AGENTDECK_SITE_ROOT = AGENTDECK_SITE_ROOT;
 
   const args = ['serve', '--port', String(opts.port ?? 0), '--database-url', dbPath];
