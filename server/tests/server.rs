@@ -172,6 +172,13 @@ fn project_with_session(server: &Server) -> String {
     session["id"].as_str().unwrap().to_owned()
 }
 
+/// Sends a message through the JSON API; it must be accepted.
+fn send_message(server: &Server, session_id: &str, message: &str) {
+    let path = format!("/api/sessions/{session_id}/messages");
+    let (status, body) = server.json("POST", &path, Some(json!({ "message": message })));
+    assert_eq!(status, 202, "{body}");
+}
+
 /// Polls the session until `done` holds for it.
 fn wait_for(server: &Server, session_id: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..200 {
@@ -295,12 +302,7 @@ fn cross_origin_writes_are_refused() {
 fn a_killed_server_leaves_no_session_stuck_working() {
     let first = Server::start();
     let id = project_with_session(&first);
-    let (status, _) = first.json(
-        "POST",
-        &format!("/api/sessions/{id}/messages"),
-        Some(json!({"message": "sleep 30"})),
-    );
-    assert_eq!(status, 202);
+    send_message(&first, &id, "sleep 30");
     let pid = run_pid(&wait_for(&first, &id, |d| run_pid(d).is_some())).unwrap();
 
     let dir = Arc::clone(&first.dir);
@@ -323,12 +325,7 @@ fn a_killed_server_leaves_no_session_stuck_working() {
 fn a_graceful_stop_interrupts_runs_and_ends_their_processes() {
     let mut first = Server::start();
     let id = project_with_session(&first);
-    let (status, _) = first.json(
-        "POST",
-        &format!("/api/sessions/{id}/messages"),
-        Some(json!({"message": "sleep 30"})),
-    );
-    assert_eq!(status, 202);
+    send_message(&first, &id, "sleep 30");
     let pid = run_pid(&wait_for(&first, &id, |d| run_pid(d).is_some())).unwrap();
     assert!(group_alive(pid));
 
@@ -351,12 +348,7 @@ fn a_graceful_stop_interrupts_runs_and_ends_their_processes() {
 fn the_event_stream_replays_after_since_then_follows_live() {
     let server = Server::start();
     let id = project_with_session(&server);
-    let (status, _) = server.json(
-        "POST",
-        &format!("/api/sessions/{id}/messages"),
-        Some(json!({"message": "true"})),
-    );
-    assert_eq!(status, 202);
+    send_message(&server, &id, "true");
     wait_for(&server, &id, |d| d["session"]["state"] == "idle");
 
     let mut stream = TcpStream::connect(&server.addr).unwrap();
@@ -370,12 +362,7 @@ fn the_event_stream_replays_after_since_then_follows_live() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     // seq 1 is the session's creation; 2 and 3 are sent/succeeded; 4 and 5 come live.
-    let (status, _) = server.json(
-        "POST",
-        &format!("/api/sessions/{id}/messages"),
-        Some(json!({"message": "exit 3"})),
-    );
-    assert_eq!(status, 202);
+    send_message(&server, &id, "exit 3");
     let mut received = String::new();
     let mut buf = [0u8; 4096];
     while !received.contains("id: 5") {
