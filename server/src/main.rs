@@ -143,7 +143,13 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
 
     println!("agentdeck listening on http://{local}");
     let hub = db.hub().clone();
-    let app = routes::router(db, Arc::clone(&runner), syncer, options);
+    let app = routes::router(
+        db,
+        Arc::clone(&runner),
+        syncer,
+        options,
+        args.bind.is_loopback(),
+    );
     // Live events are small writes: without TCP_NODELAY, Nagle's algorithm
     // holds them back waiting for ACKs.
     let listener = listener.tap_io(|tcp| {

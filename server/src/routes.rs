@@ -20,7 +20,13 @@ use tower_http::{compression::CompressionLayer, trace::TraceLayer};
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Builds the application router around an open database and the runner.
-pub fn router(db: Db, runner: Arc<Runner>, syncer: Arc<Syncer>, options: LeptosOptions) -> Router {
+pub fn router(
+    db: Db,
+    runner: Arc<Runner>,
+    syncer: Arc<Syncer>,
+    options: LeptosOptions,
+    loopback_only: bool,
+) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let (db, runner) = (db.clone(), Arc::clone(&runner));
@@ -41,9 +47,36 @@ pub fn router(db: Db, runner: Arc<Runner>, syncer: Arc<Syncer>, options: LeptosO
         ))
         .with_state(options)
         .layer(middleware::from_fn(refuse_cross_origin_writes))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            refuse_foreign_hosts(loopback_only, request, next)
+        }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+/// On loopback, only requests addressed to a loopback name are served: a
+/// hostile page that rebinds its own domain to 127.0.0.1 (DNS rebinding)
+/// still sends its domain as `Host`, and is refused.
+async fn refuse_foreign_hosts(loopback_only: bool, request: Request, next: Next) -> Response {
+    if loopback_only {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.split(':').next().unwrap_or(""),
+        };
+        if !matches!(name, "localhost" | "127.0.0.1" | "::1") {
+            let body = axum::Json(serde_json::json!({
+                "error": format!("refused: this server answers to localhost only, not {host:?}")
+            }));
+            return (StatusCode::FORBIDDEN, body).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// The server runs commands, so a page on another site must not be able to

@@ -67,11 +67,14 @@ impl Server {
 
     fn send(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
+        let host = match headers.starts_with("Host:") {
+            true => String::new(),
+            false => format!("Host: {}\r\n", self.addr),
+        };
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{headers}\
+            "{method} {path} HTTP/1.1\r\n{host}Connection: close\r\n{headers}\
              Content-Length: {}\r\n\r\n{body}",
-            self.addr,
             body.len()
         )
         .unwrap();
@@ -271,6 +274,18 @@ fn the_json_api_answers_with_the_right_statuses() {
     assert_eq!(status, 404);
     let (status, projects) = server.json("GET", "/api/projects", None);
     assert_eq!((status, projects.as_array().map(Vec::len)), (200, Some(1)));
+}
+
+#[test]
+fn requests_for_another_host_name_are_refused_on_loopback() {
+    let server = Server::start();
+    let (status, body) = server.send("GET", "/", "Host: rebound.evil.example\r\n", "");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("localhost only"), "{body}");
+    for host in ["localhost:3000", "127.0.0.1", "[::1]:8080"] {
+        let (status, _) = server.send("GET", "/api/projects", &format!("Host: {host}\r\n"), "");
+        assert_eq!(status, 200, "{host}");
+    }
 }
 
 #[test]
