@@ -1,17 +1,29 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Locator, Page } from '@playwright/test';
+import { expect, gotoHydrated, test, uniqueName, waitForHydration, withOneDatabase } from './fixtures';
 import {
-  expect,
-  gotoHydrated,
-  makeProjectDir,
-  makeTempDir,
-  startServer,
-  test,
-  uniqueName,
-  waitForHydration,
-  type RunningServer,
-} from './fixtures';
+  QUICK,
+  SESSION_PATH,
+  apiSessionDetail,
+  collectPageErrors,
+  createSession,
+  errorBadge,
+  expectErrorBadge,
+  expectNoBadge,
+  hoverErrorBadge,
+  messageInput,
+  messageItem,
+  messagesList,
+  openNewProject,
+  processingBadge,
+  reloadHydrated,
+  reloadUntil,
+  send,
+  sessionItem,
+  sessionLink,
+  statusRegion,
+} from './helpers';
 
 // Agent runs: sending messages to a shell session, the state badge
 // (Processing / Error with its tooltip), busy and empty-message errors,
@@ -22,89 +34,7 @@ import {
 // session page re-fetches its data once, so anything later (a run finishing)
 // is only seen after a reload; `reloadUntil` polls with reloads.
 
-const SESSIONS_PATH = /\/projects\/\d+\/sessions$/;
-const SESSION_PATH = /\/projects\/\d+\/sessions\/[^/?#]+$/;
-
-/** For expectations inside a `reloadUntil` check: fail fast, then reload. */
-const QUICK = { timeout: 1_000 };
-
-// ---------- locators ----------
-
-function projectsList(page: Page): Locator {
-  return page.getByRole('list', { name: 'Projects', exact: true });
-}
-
-function projectLink(page: Page, name: string): Locator {
-  return projectsList(page).getByRole('link', { name, exact: true });
-}
-
-function sessionsList(page: Page): Locator {
-  return page.getByRole('list', { name: 'Sessions', exact: true });
-}
-
-function sessionLink(page: Page, name: string): Locator {
-  return sessionsList(page).getByRole('link', { name, exact: true });
-}
-
-function sessionItem(page: Page, name: string): Locator {
-  return sessionsList(page)
-    .getByRole('listitem')
-    .filter({ has: page.getByRole('link', { name, exact: true }) });
-}
-
-/** The session page's `<section aria-label="Status">` holding the badge. */
-function statusRegion(page: Page): Locator {
-  return page.getByRole('region', { name: 'Status', exact: true });
-}
-
-function processingBadge(scope: Locator): Locator {
-  return scope.getByRole('status');
-}
-
-function errorBadge(scope: Locator): Locator {
-  return scope.getByText('Error', { exact: true });
-}
-
-/** The error tooltip, found even while it is hidden. */
-function tooltip(scope: Locator): Locator {
-  return scope.getByRole('tooltip', { includeHidden: true });
-}
-
-function messageInput(page: Page): Locator {
-  return page.getByLabel('Message', { exact: true });
-}
-
-function messagesList(page: Page): Locator {
-  return page.getByRole('list', { name: 'Messages', exact: true });
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** The conversation item whose `<pre>` holds exactly `text`. */
-function messageItem(page: Page, text: string): Locator {
-  const exact = new RegExp(`^\\s*${escapeRegExp(text)}\\s*$`);
-  return messagesList(page)
-    .getByRole('listitem')
-    .filter({ has: page.locator('pre', { hasText: exact }) });
-}
-
 // ---------- actions ----------
-
-/** Fills and submits the "Add project" form on `/`. */
-async function submitProject(page: Page, dir: string) {
-  await page.getByLabel('Project path', { exact: true }).fill(dir);
-  await page.getByRole('button', { name: 'Add project', exact: true }).click();
-}
-
-/** Fills and submits the "New session" form, then waits for the new link. */
-async function createSession(page: Page, name: string) {
-  await page.getByLabel('Session name', { exact: true }).fill(name);
-  await page.getByLabel('Agent', { exact: true }).selectOption('shell');
-  await page.getByRole('button', { name: 'New session', exact: true }).click();
-  await expect(sessionLink(page, name)).toBeVisible();
-}
 
 interface OpenSession {
   projectName: string;
@@ -124,17 +54,10 @@ interface OpenSession {
  * badge — and opens the session page, hydrated.
  */
 async function openNewSession(page: Page, prefix: string, baseUrl = ''): Promise<OpenSession> {
-  const projectName = uniqueName(prefix);
-  const dir = makeProjectDir(projectName);
+  const { name: projectName, dir, listPath } = await openNewProject(page, prefix, baseUrl, {
+    checkHeading: false,
+  });
   const sessionName = uniqueName('session');
-
-  await gotoHydrated(page, `${baseUrl}/`);
-  await submitProject(page, dir);
-  await expect(projectLink(page, projectName)).toBeVisible();
-  await projectLink(page, projectName).click();
-  await expect(page).toHaveURL(SESSIONS_PATH);
-  await waitForHydration(page);
-  const listPath = new URL(page.url()).pathname;
 
   await createSession(page, sessionName);
   await expectNoBadge(sessionItem(page, sessionName));
@@ -156,12 +79,6 @@ async function openNewSession(page: Page, prefix: string, baseUrl = ''): Promise
   return { projectName, dir, sessionName, sessionId, listPath, sessionPath };
 }
 
-/** Types `message` into the session page's form and clicks Send. */
-async function send(page: Page, message: string) {
-  await messageInput(page).fill(message);
-  await page.getByRole('button', { name: 'Send', exact: true }).click();
-}
-
 /**
  * Sends `message` and waits until the server accepted it: the form is reset
  * and the island's re-fetch shows the message. (Reloading before that could
@@ -180,48 +97,6 @@ async function sendAndExpectProcessing(page: Page, message: string) {
   await expect(processingBadge(statusRegion(page))).toContainText('Processing');
 }
 
-async function reloadHydrated(page: Page) {
-  await page.reload();
-  await waitForHydration(page);
-}
-
-/**
- * Reloads `page` (waiting for hydration) until `check` passes, for at most
- * `timeoutMs`. Expectations inside `check` should use short timeouts
- * (`QUICK`) so that a failing attempt soon leads to the next reload.
- */
-async function reloadUntil(page: Page, check: () => Promise<void>, timeoutMs = 15_000) {
-  await expect(async () => {
-    await reloadHydrated(page);
-    await check();
-  }).toPass({ timeout: timeoutMs, intervals: [250, 500, 1_000] });
-}
-
-/** Idle: no "Processing" status and no "Error" badge in `scope`. */
-async function expectNoBadge(scope: Locator, options?: { timeout?: number }) {
-  await expect(processingBadge(scope)).toHaveCount(0, options);
-  await expect(scope.getByText('Processing')).toHaveCount(0, options);
-  await expect(errorBadge(scope)).toHaveCount(0, options);
-}
-
-/** The Error badge is shown in `scope`, focusable, with its hidden tooltip. */
-async function expectErrorBadge(scope: Locator, options?: { timeout?: number }) {
-  await expect(errorBadge(scope)).toBeVisible(options);
-  await expect(errorBadge(scope)).toHaveAttribute('tabindex', '0', options);
-  await expect(processingBadge(scope)).toHaveCount(0, options);
-  await expect(tooltip(scope)).toHaveCount(1, options);
-}
-
-/** Hovers the Error badge in `scope` and returns the (now visible) tooltip. */
-async function hoverErrorBadge(page: Page, scope: Locator): Promise<Locator> {
-  const tip = tooltip(scope);
-  await page.mouse.move(0, 0);
-  await expect(tip).toBeHidden();
-  await errorBadge(scope).hover();
-  await expect(tip).toBeVisible();
-  return tip;
-}
-
 /** Presses Tab until `target` has the keyboard focus. */
 async function tabTo(page: Page, target: Locator, maxPresses = 40) {
   for (let i = 0; i < maxPresses; i++) {
@@ -229,19 +104,6 @@ async function tabTo(page: Page, target: Locator, maxPresses = 40) {
     if (await target.evaluate((el) => el === document.activeElement)) return;
   }
   throw new Error(`Tab did not reach the element within ${maxPresses} presses`);
-}
-
-async function sessionJson(page: Page, sessionId: string): Promise<any> {
-  const res = await page.request.get(`/api/sessions/${encodeURIComponent(sessionId)}`);
-  expect(res.status()).toBe(200);
-  return res.json();
-}
-
-/** Records uncaught page errors (e.g. a panic in an island). */
-function collectPageErrors(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.stack || err.message}`));
-  return problems;
 }
 
 // ---------- tests ----------
@@ -420,7 +282,7 @@ test.describe('agent runs', () => {
       .toBe(true);
 
     expect(fs.existsSync(path.join(s.dir, 'pwned')), 'the refused command ran').toBe(false);
-    const detail = await sessionJson(page, s.sessionId);
+    const detail = await apiSessionDetail(page.request, s.sessionId);
     const contents: string[] = detail.messages.map((m: { content: string }) => m.content);
     expect(contents).toContain('touch ok');
     expect(contents).not.toContain('touch pwned');
@@ -429,12 +291,8 @@ test.describe('agent runs', () => {
 
 test('a session error survives a server restart', async ({ page }) => {
   test.setTimeout(120_000);
-  const dataDir = makeTempDir();
-  const dbPath = path.join(dataDir, 'agentdeck.db');
-  let first: RunningServer | undefined;
-  let second: RunningServer | undefined;
-  try {
-    first = await startServer({ dbPath });
+  await withOneDatabase(async (start) => {
+    const first = await start();
     const s = await openNewSession(page, 'restart', first.url);
     const status = statusRegion(page);
 
@@ -447,7 +305,7 @@ test('a session error survives a server restart', async ({ page }) => {
     await page.mouse.move(0, 0);
 
     await first.stop();
-    second = await startServer({ dbPath });
+    const second = await start();
 
     const res = await gotoHydrated(page, `${second.url}${s.sessionPath}`);
     expect(res?.status()).toBe(200);
@@ -460,9 +318,5 @@ test('a session error survives a server restart', async ({ page }) => {
     // The sessions list agrees.
     await gotoHydrated(page, `${second.url}${s.listPath}`);
     await expectErrorBadge(sessionItem(page, s.sessionName));
-  } finally {
-    await first?.stop();
-    await second?.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }
+  });
 });

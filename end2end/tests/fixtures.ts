@@ -164,6 +164,31 @@ export async function startServer(
   return { url, dbPath, dataDir, process: child, stderr: () => stderr, stop };
 }
 
+/**
+ * Runs `body` with `start`, which starts a server on one database file in a
+ * new temp directory (each call a new server on the same file: restart "the
+ * same" server by stopping one and starting another, with the stopped one's
+ * `port` to keep its URL). Afterwards every server started is stopped, in
+ * order, and the directory is removed.
+ */
+export async function withOneDatabase(
+  body: (start: (opts?: { port?: number }) => Promise<RunningServer>) => Promise<void>,
+): Promise<void> {
+  const dataDir = makeTempDir();
+  const dbPath = path.join(dataDir, 'agentdeck.db');
+  const started: RunningServer[] = [];
+  try {
+    await body(async (opts = {}) => {
+      const server = await startServer({ dbPath, ...opts });
+      started.push(server);
+      return server;
+    });
+  } finally {
+    for (const server of started) await server.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 // Project directories made by this worker, removed when the worker ends.
 const madeDirs: string[] = [];
 

@@ -1,82 +1,34 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Locator, Page } from '@playwright/test';
+import type { Page } from '@playwright/test';
 import {
   expect,
   gotoHydrated,
   makeProjectDir,
   makeTempDir,
-  startServer,
   test,
   uniqueName,
   waitForHydration,
-  type RunningServer,
+  withOneDatabase,
 } from './fixtures';
+import {
+  SESSIONS_PATH,
+  collectPageErrors,
+  createSession,
+  deleteSession,
+  expectSamePage,
+  markPage,
+  openNewProject,
+  projectLink,
+  reloadHydrated,
+  renameSession,
+  sessionLink,
+  sessionsList,
+  submitProject,
+} from './helpers';
 
 // Every test makes its own project (a fresh temp directory with a unique
 // name), so the tests share one server per worker without depending on order.
-
-const SESSIONS_PATH = /\/projects\/\d+\/sessions$/;
-
-function projectsList(page: Page): Locator {
-  return page.getByRole('list', { name: 'Projects', exact: true });
-}
-
-function projectLink(page: Page, name: string): Locator {
-  return projectsList(page).getByRole('link', { name, exact: true });
-}
-
-function sessionsList(page: Page): Locator {
-  return page.getByRole('list', { name: 'Sessions', exact: true });
-}
-
-function sessionLink(page: Page, name: string): Locator {
-  return sessionsList(page).getByRole('link', { name, exact: true });
-}
-
-function sessionItem(page: Page, name: string): Locator {
-  return sessionsList(page)
-    .getByRole('listitem')
-    .filter({ has: page.getByRole('link', { name, exact: true }) });
-}
-
-/** Fills and submits the "Add project" form on `/`. */
-async function submitProject(page: Page, dir: string, name?: string) {
-  await page.getByLabel('Project path', { exact: true }).fill(dir);
-  if (name !== undefined) await page.getByLabel('Project name', { exact: true }).fill(name);
-  await page.getByRole('button', { name: 'Add project', exact: true }).click();
-}
-
-/**
- * From `/`, adds a project for `dir` and opens its sessions page. Expects the
- * page at `/` to be loaded and hydrated already.
- */
-async function addProjectAndOpen(page: Page, dir: string, name: string) {
-  await submitProject(page, dir);
-  const link = projectLink(page, name);
-  await expect(link).toBeVisible();
-  await link.click();
-  await expect(page).toHaveURL(SESSIONS_PATH);
-  await waitForHydration(page);
-  await expect(page.getByRole('heading', { level: 1 })).toHaveText(name);
-}
-
-/** A new project in the worker's server, with its sessions page open. */
-async function openNewProject(page: Page, prefix = 'proj'): Promise<{ name: string; dir: string }> {
-  const name = uniqueName(prefix);
-  const dir = makeProjectDir(name);
-  await gotoHydrated(page, '/');
-  await addProjectAndOpen(page, dir, name);
-  return { name, dir };
-}
-
-/** Fills and submits the "New session" form, then waits for the new link. */
-async function createSession(page: Page, name: string) {
-  await page.getByLabel('Session name', { exact: true }).fill(name);
-  await page.getByLabel('Agent', { exact: true }).selectOption('shell');
-  await page.getByRole('button', { name: 'New session', exact: true }).click();
-  await expect(sessionLink(page, name)).toBeVisible();
-}
 
 /** Idle sessions show no badge at all. */
 async function expectNoBadges(page: Page) {
@@ -84,29 +36,6 @@ async function expectNoBadges(page: Page) {
   await expect(list.getByRole('status')).toHaveCount(0);
   await expect(list.getByText('Processing')).toHaveCount(0);
   await expect(list.getByText(/Error/)).toHaveCount(0);
-}
-
-/** Records console errors and uncaught page errors, to assert none at the end. */
-function collectPageErrors(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') {
-      const { url, lineNumber } = msg.location();
-      problems.push(`console.error: ${msg.text()} (${url}:${lineNumber})`);
-    }
-  });
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.stack || err.message}`));
-  return problems;
-}
-
-async function markPage(page: Page) {
-  await page.evaluate(() => {
-    (window as any).__noReload = 42;
-  });
-}
-
-async function expectSamePage(page: Page) {
-  expect(await page.evaluate(() => (window as any).__noReload), 'the page was reloaded').toBe(42);
 }
 
 test.describe('projects page', () => {
@@ -135,8 +64,7 @@ test.describe('projects page', () => {
     await expect(projectLink(page, path.basename(dir2))).toHaveCount(0);
     await expect(page.getByRole('alert')).toHaveCount(0);
 
-    await page.reload();
-    await waitForHydration(page);
+    await reloadHydrated(page);
     await expect(projectLink(page, byDir)).toBeVisible();
     await expect(projectLink(page, named)).toBeVisible();
 
@@ -171,8 +99,7 @@ test.describe('projects page', () => {
       await expect(projectLink(page, name)).toHaveCount(1);
 
       // None of the failed attempts added a project.
-      await page.reload();
-      await waitForHydration(page);
+      await reloadHydrated(page);
       await expect(projectLink(page, name)).toHaveCount(1);
       await expect(projectLink(page, 'does-not-exist')).toHaveCount(0);
       await expect(projectLink(page, 'a-file.txt')).toHaveCount(0);
@@ -186,7 +113,7 @@ test.describe('sessions page', () => {
   test('main flow: new sessions are listed newest first, idle, and kept after reload', async ({
     page,
   }) => {
-    const problems = collectPageErrors(page);
+    const problems = collectPageErrors(page, { consoleErrors: true });
     const { name } = await openNewProject(page, 'main');
 
     await expect(page.getByLabel('Session name', { exact: true })).toBeVisible();
@@ -206,8 +133,7 @@ test.describe('sessions page', () => {
     await expect(sessionsList(page).getByRole('link')).toHaveText(['beta', 'alpha']);
     await expectNoBadges(page);
 
-    await page.reload();
-    await waitForHydration(page);
+    await reloadHydrated(page);
     await expect(page.getByRole('heading', { level: 1 })).toHaveText(name);
     await expect(sessionsList(page).getByRole('listitem')).toHaveCount(2);
     await expect(sessionsList(page).getByRole('link')).toHaveText(['beta', 'alpha']);
@@ -257,27 +183,19 @@ test.describe('sessions page', () => {
     await createSession(page, 'keep');
 
     // Rename alpha to gamma.
-    const alpha = sessionItem(page, 'alpha');
-    await alpha.locator('summary', { hasText: /^\s*Rename\s*$/ }).click();
-    const newName = alpha.getByLabel('New name', { exact: true });
-    await expect(newName).toBeVisible();
-    await newName.fill('gamma');
-    await alpha.getByRole('button', { name: 'Save', exact: true }).click();
+    await renameSession(page, 'alpha', 'gamma', { checkField: true });
     await expect(sessionLink(page, 'gamma')).toBeVisible();
     await expect(sessionLink(page, 'alpha')).toHaveCount(0);
 
     // Delete beta.
-    const beta = sessionItem(page, 'beta');
-    await beta.locator('summary', { hasText: /^\s*Delete\s*$/ }).click();
-    await beta.getByRole('button', { name: 'Delete beta', exact: true }).click();
+    await deleteSession(page, 'beta');
     await expect(sessionLink(page, 'beta')).toHaveCount(0);
 
     await expect(sessionsList(page).getByRole('listitem')).toHaveCount(2);
     await expect(sessionLink(page, 'gamma')).toBeVisible();
     await expect(sessionLink(page, 'keep')).toBeVisible();
 
-    await page.reload();
-    await waitForHydration(page);
+    await reloadHydrated(page);
     await expect(sessionsList(page).getByRole('listitem')).toHaveCount(2);
     await expect(sessionLink(page, 'gamma')).toBeVisible();
     await expect(sessionLink(page, 'keep')).toBeVisible();
@@ -299,23 +217,16 @@ test.describe('not found', () => {
 
 test('sessions survive a server restart', async ({ page }) => {
   test.setTimeout(90_000);
-  const dataDir = makeTempDir();
-  const dbPath = path.join(dataDir, 'agentdeck.db');
-  let first: RunningServer | undefined;
-  let second: RunningServer | undefined;
-  try {
-    first = await startServer({ dbPath });
-    const name = uniqueName('restart');
-    const dir = makeProjectDir(name);
-    await gotoHydrated(page, `${first.url}/`);
-    await addProjectAndOpen(page, dir, name);
+  await withOneDatabase(async (start) => {
+    const first = await start();
+    const { name } = await openNewProject(page, 'restart', first.url);
     await createSession(page, 'one');
     await createSession(page, 'two');
     await expect(sessionsList(page).getByRole('link')).toHaveText(['two', 'one']);
     const sessionsPath = new URL(page.url()).pathname;
 
     await first.stop();
-    second = await startServer({ dbPath });
+    const second = await start();
     expect(second.dbPath).toBe(first.dbPath);
 
     await gotoHydrated(page, `${second.url}/`);
@@ -326,9 +237,5 @@ test('sessions survive a server restart', async ({ page }) => {
     await expect(page.getByRole('heading', { level: 1 })).toHaveText(name);
     await expect(sessionsList(page).getByRole('link')).toHaveText(['two', 'one']);
     await expectNoBadges(page);
-  } finally {
-    await first?.stop();
-    await second?.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }
+  });
 });

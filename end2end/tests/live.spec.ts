@@ -1,17 +1,32 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { APIRequestContext, Locator, Page } from '@playwright/test';
+import type { Locator, Page } from '@playwright/test';
+import { expect, gotoHydrated, test, uniqueName, withOneDatabase } from './fixtures';
 import {
-  expect,
-  gotoHydrated,
-  makeProjectDir,
-  makeTempDir,
-  startServer,
-  test,
-  uniqueName,
-  waitForHydration,
-  type RunningServer,
-} from './fixtures';
+  SESSION_PATH,
+  apiCreateSession,
+  apiSend,
+  apiSession,
+  collectPageErrors,
+  createSession,
+  deleteSession,
+  errorBadge,
+  expectErrorBadge,
+  expectNoBadge,
+  expectSamePage,
+  hoverErrorBadge,
+  liveIndicator,
+  markPage,
+  messageInput,
+  messageItem,
+  openNewProject,
+  processingBadge,
+  renameSession,
+  send,
+  sessionItem,
+  sessionLink,
+  sessionsList,
+  statusRegion,
+  waitForState,
+} from './helpers';
 
 // Live updates: every hydrated page follows the change stream
 // (`/api/events`), so badges, lists, counts, the title, the timeline and the
@@ -20,11 +35,8 @@ import {
 //
 // Every test makes its own project (a fresh temp directory with a unique
 // name). Changes are driven either from another page or through the JSON API
-// while the pages under test are only watched; `markPage`/`expectSamePage`
-// check that they were never reloaded.
-
-const SESSIONS_PATH = /\/projects\/\d+\/sessions$/;
-const SESSION_PATH = /\/projects\/\d+\/sessions\/[^/?#]+$/;
+// (see helpers.ts) while the pages under test are only watched;
+// `markPage`/`expectSamePage` check that they were never reloaded.
 
 /** How long a page may take to catch up after a drop (backoff + replay). */
 const CATCH_UP = { timeout: 15_000 };
@@ -38,60 +50,8 @@ const DURATION = String.raw`(\d+ ms|\d+(\.\d)? s|\d+m \d+s|\d+h \d+m)`;
 
 // ---------- locators ----------
 
-function projectsList(page: Page): Locator {
-  return page.getByRole('list', { name: 'Projects', exact: true });
-}
-
-function projectLink(page: Page, name: string): Locator {
-  return projectsList(page).getByRole('link', { name, exact: true });
-}
-
-function sessionsList(page: Page): Locator {
-  return page.getByRole('list', { name: 'Sessions', exact: true });
-}
-
-function sessionLink(page: Page, name: string): Locator {
-  return sessionsList(page).getByRole('link', { name, exact: true });
-}
-
-function sessionItem(page: Page, name: string): Locator {
-  return sessionsList(page)
-    .getByRole('listitem')
-    .filter({ has: page.getByRole('link', { name, exact: true }) });
-}
-
-/** The session page's `<section aria-label="Status">` holding the badge. */
-function statusRegion(page: Page): Locator {
-  return page.getByRole('region', { name: 'Status', exact: true });
-}
-
-function processingBadge(scope: Locator): Locator {
-  return scope.getByRole('status');
-}
-
-function errorBadge(scope: Locator): Locator {
-  return scope.getByText('Error', { exact: true });
-}
-
-/** The error tooltip, found even while it is hidden. */
-function tooltip(scope: Locator): Locator {
-  return scope.getByRole('tooltip', { includeHidden: true });
-}
-
-function liveIndicator(page: Page): Locator {
-  return page.locator('.live-indicator');
-}
-
 function elapsed(scope: Locator): Locator {
   return scope.locator('.elapsed');
-}
-
-function messageInput(page: Page): Locator {
-  return page.getByLabel('Message', { exact: true });
-}
-
-function messagesList(page: Page): Locator {
-  return page.getByRole('list', { name: 'Messages', exact: true });
 }
 
 function timelineEntries(page: Page): Locator {
@@ -113,67 +73,13 @@ function filterLink(page: Page, label: FilterLabel): Locator {
   return filterNav(page).getByRole('link', { name: new RegExp(`^\\s*${label}\\b`) });
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** The conversation item whose `<pre>` holds exactly `text`. */
-function messageItem(page: Page, text: string): Locator {
-  const exact = new RegExp(`^\\s*${escapeRegExp(text)}\\s*$`);
-  return messagesList(page)
-    .getByRole('listitem')
-    .filter({ has: page.locator('pre', { hasText: exact }) });
-}
-
 // ---------- page actions and checks ----------
-
-interface NewProject {
-  name: string;
-  dir: string;
-  projectId: number;
-  /** `/projects/{pid}/sessions` */
-  listPath: string;
-}
-
-/**
- * Adds a new project through the form on `/` (of the server at `baseUrl`, or
- * the worker's server) and opens its sessions page, hydrated.
- */
-async function openNewProject(page: Page, prefix: string, baseUrl = ''): Promise<NewProject> {
-  const name = uniqueName(prefix);
-  const dir = makeProjectDir(name);
-  await gotoHydrated(page, `${baseUrl}/`);
-  await page.getByLabel('Project path', { exact: true }).fill(dir);
-  await page.getByRole('button', { name: 'Add project', exact: true }).click();
-  await expect(projectLink(page, name)).toBeVisible();
-  await projectLink(page, name).click();
-  await expect(page).toHaveURL(SESSIONS_PATH);
-  await waitForHydration(page);
-  await expect(page.getByRole('heading', { level: 1 })).toHaveText(name);
-  const listPath = new URL(page.url()).pathname;
-  const projectId = Number(/\/projects\/(\d+)\/sessions$/.exec(listPath)![1]);
-  return { name, dir, projectId, listPath };
-}
-
-/** Fills and submits the "New session" form, then waits for the new link. */
-async function createSession(page: Page, name: string) {
-  await page.getByLabel('Session name', { exact: true }).fill(name);
-  await page.getByLabel('Agent', { exact: true }).selectOption('shell');
-  await page.getByRole('button', { name: 'New session', exact: true }).click();
-  await expect(sessionLink(page, name)).toBeVisible();
-}
 
 /** The session page path a list page links `name` to. */
 async function sessionHref(page: Page, name: string): Promise<string> {
   const href = await sessionLink(page, name).getAttribute('href');
   expect(href, 'session link href').toMatch(SESSION_PATH);
   return new URL(href!, page.url()).pathname;
-}
-
-/** Types `message` into the session page's form and clicks Send. */
-async function send(page: Page, message: string) {
-  await messageInput(page).fill(message);
-  await page.getByRole('button', { name: 'Send', exact: true }).click();
 }
 
 /** Waits until the page's stream is connected. */
@@ -183,34 +89,9 @@ async function waitLive(page: Page) {
   await expect(indicator).toHaveText('Live', CATCH_UP);
 }
 
-/** Idle: no "Processing" status and no "Error" badge in `scope`. */
-async function expectNoBadge(scope: Locator, options?: { timeout?: number }) {
-  await expect(processingBadge(scope)).toHaveCount(0, options);
-  await expect(scope.getByText('Processing')).toHaveCount(0, options);
-  await expect(errorBadge(scope)).toHaveCount(0, options);
-}
-
 async function expectProcessing(scope: Locator, options?: { timeout?: number }) {
   await expect(processingBadge(scope)).toContainText('Processing', options);
   await expect(errorBadge(scope)).toHaveCount(0, options);
-}
-
-/** The Error badge is shown in `scope`, focusable, with its hidden tooltip. */
-async function expectErrorBadge(scope: Locator, options?: { timeout?: number }) {
-  await expect(errorBadge(scope)).toBeVisible(options);
-  await expect(errorBadge(scope)).toHaveAttribute('tabindex', '0', options);
-  await expect(processingBadge(scope)).toHaveCount(0, options);
-  await expect(tooltip(scope)).toHaveCount(1, options);
-}
-
-/** Hovers the Error badge in `scope` and returns the (now visible) tooltip. */
-async function hoverErrorBadge(page: Page, scope: Locator): Promise<Locator> {
-  const tip = tooltip(scope);
-  await page.mouse.move(0, 0);
-  await expect(tip).toBeHidden();
-  await errorBadge(scope).hover();
-  await expect(tip).toBeVisible();
-  return tip;
 }
 
 /** Checks the filter links' counts ("All N", "Idle N", …). */
@@ -230,77 +111,6 @@ async function expectCounts(
     await expect(link.locator('.count')).toHaveText(String(n), options);
     await expect(link).toHaveText(new RegExp(`^\\s*${label}\\s*${n}\\s*$`), options);
   }
-}
-
-/** Records uncaught page errors (e.g. a panic in an island). */
-function collectPageErrors(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.stack || err.message}`));
-  return problems;
-}
-
-async function markPage(page: Page) {
-  await page.evaluate(() => {
-    (window as any).__noReload = 42;
-  });
-}
-
-async function expectSamePage(page: Page) {
-  expect(await page.evaluate(() => (window as any).__noReload), 'the page was reloaded').toBe(42);
-}
-
-// ---------- JSON API (drives changes while the pages only watch) ----------
-
-interface ApiSession {
-  id: string;
-  name: string;
-  state: 'idle' | 'working' | 'error';
-  error_message: string | null;
-}
-
-/** `POST /api/projects/{pid}/sessions`: a new shell session. */
-async function apiCreateSession(
-  request: APIRequestContext,
-  projectId: number,
-  name: string,
-  baseUrl = '',
-): Promise<ApiSession> {
-  const res = await request.post(`${baseUrl}/api/projects/${projectId}/sessions`, {
-    headers: { 'Content-Type': 'application/json' },
-    data: { name, agent: 'shell' },
-  });
-  expect(res.status(), await res.text()).toBe(201);
-  return res.json();
-}
-
-/** `POST /api/sessions/{id}/messages`: starts a run. */
-async function apiSend(request: APIRequestContext, sessionId: string, message: string, baseUrl = '') {
-  const res = await request.post(`${baseUrl}/api/sessions/${encodeURIComponent(sessionId)}/messages`, {
-    headers: { 'Content-Type': 'application/json' },
-    data: { message },
-  });
-  expect(res.status(), await res.text()).toBe(202);
-}
-
-async function apiSession(request: APIRequestContext, sessionId: string, baseUrl = ''): Promise<ApiSession> {
-  const res = await request.get(`${baseUrl}/api/sessions/${encodeURIComponent(sessionId)}`);
-  expect(res.status(), await res.text()).toBe(200);
-  return (await res.json()).session;
-}
-
-/** Polls the API until the session is in `state`. */
-async function waitForState(
-  request: APIRequestContext,
-  sessionId: string,
-  state: ApiSession['state'],
-  baseUrl = '',
-) {
-  await expect
-    .poll(async () => (await apiSession(request, sessionId, baseUrl)).state, {
-      timeout: 15_000,
-      message: `session ${sessionId} to become ${state}`,
-    })
-    .toBe(state);
 }
 
 // ---------- tests ----------
@@ -429,19 +239,14 @@ test.describe('live updates', () => {
       await expect(sessionsList(b).getByRole('link')).toHaveText(['beta', 'alpha']);
 
       // Renamed in A → the new name in B.
-      const alpha = sessionItem(a, 'alpha');
-      await alpha.locator('summary', { hasText: /^\s*Rename\s*$/ }).click();
-      await alpha.getByLabel('New name', { exact: true }).fill('gamma');
-      await alpha.getByRole('button', { name: 'Save', exact: true }).click();
+      await renameSession(a, 'alpha', 'gamma');
       await expect(sessionLink(a, 'gamma')).toBeVisible();
       await expect(sessionLink(b, 'gamma')).toBeVisible();
       await expect(sessionLink(b, 'alpha')).toHaveCount(0);
       await expect(sessionsList(b).getByRole('listitem')).toHaveCount(2);
 
       // Deleted in A → gone from B.
-      const beta = sessionItem(a, 'beta');
-      await beta.locator('summary', { hasText: /^\s*Delete\s*$/ }).click();
-      await beta.getByRole('button', { name: 'Delete beta', exact: true }).click();
+      await deleteSession(a, 'beta');
       await expect(sessionLink(a, 'beta')).toHaveCount(0);
       await expect(sessionLink(b, 'beta')).toHaveCount(0);
       await expect(sessionsList(b).getByRole('link')).toHaveText(['gamma']);
@@ -457,12 +262,8 @@ test.describe('live updates', () => {
 
   test('an open page reconnects after a server restart and catches up', async ({ page, request }) => {
     test.setTimeout(120_000);
-    const dataDir = makeTempDir();
-    const dbPath = path.join(dataDir, 'agentdeck.db');
-    let first: RunningServer | undefined;
-    let second: RunningServer | undefined;
-    try {
-      first = await startServer({ dbPath });
+    await withOneDatabase(async (start) => {
+      const first = await start();
       const port = Number(new URL(first.url).port);
       expect(port).toBeGreaterThan(0);
 
@@ -478,7 +279,7 @@ test.describe('live updates', () => {
       await first.stop();
       await expect(liveIndicator(page)).toHaveText('Reconnecting…', CATCH_UP);
 
-      second = await startServer({ dbPath, port });
+      const second = await start({ port });
       expect(second.url).toBe(first.url);
       await apiSend(request, sessionId, 'exit 4', second.url);
       await waitForState(request, sessionId, 'error', second.url);
@@ -490,11 +291,7 @@ test.describe('live updates', () => {
       await expect(tip).toContainText('exited with status 4');
       await expectCounts(page, { all: 1, idle: 0, working: 0, error: 1 });
       await expectSamePage(page);
-    } finally {
-      await first?.stop();
-      await second?.stop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('a page that was offline catches up when the network is back', async ({

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expect, makeProjectDir, makeTempDir, startServer, test, uniqueName, waitForHydration } from './fixtures';
+import { expect, gotoHydrated, makeProjectDir, makeTempDir, startServer, test, uniqueName, waitForHydration } from './fixtures';
+import { errorBadge, liveIndicator, processingBadge, sessionLink, sessionsList, submitProject } from './helpers';
 
 /** Writes a Claude Code transcript for `cwd`, in a folder named the way Claude names it. */
 function writeClaudeTranscript(root: string, cwd: string, sessionId: string, firstMessage: string) {
@@ -27,25 +28,23 @@ test('transcripts are imported when a project is added and when Sync is pressed'
     const dir = makeProjectDir(name);
     writeClaudeTranscript(claudeRoot, dir, 'aaaa1111-from-terminal', 'Started in the terminal');
 
-    await page.goto(server.url + '/');
-    await waitForHydration(page);
-    await page.getByLabel('Project path', { exact: true }).fill(dir);
-    await page.getByRole('button', { name: 'Add project', exact: true }).click();
+    await gotoHydrated(page, server.url + '/');
+    await submitProject(page, dir);
     await page.getByRole('link', { name, exact: true }).click();
     await waitForHydration(page);
-    await expect(page.locator('.live-indicator')).toHaveText('Live');
+    await expect(liveIndicator(page)).toHaveText('Live');
 
-    const sessions = page.getByRole('list', { name: 'Sessions', exact: true });
+    const sessions = sessionsList(page);
     // Imported by the sync that runs when a project is added.
-    await expect(sessions.getByRole('link', { name: 'Started in the terminal', exact: true })).toBeVisible();
+    await expect(sessionLink(page, 'Started in the terminal')).toBeVisible();
 
     // A session started later appears when Sync is pressed, live, idle.
     writeClaudeTranscript(claudeRoot, dir, 'bbbb2222-later', 'Later terminal session');
     await page.getByRole('button', { name: 'Sync', exact: true }).click();
     await expect(page.locator('.sync-summary')).toContainText('Synced: 1 imported');
-    await expect(sessions.getByRole('link', { name: 'Later terminal session', exact: true })).toBeVisible();
-    await expect(sessions.getByRole('status')).toHaveCount(0);
-    await expect(sessions.getByText('Error', { exact: true })).toHaveCount(0);
+    await expect(sessionLink(page, 'Later terminal session')).toBeVisible();
+    await expect(processingBadge(sessions)).toHaveCount(0);
+    await expect(errorBadge(sessions)).toHaveCount(0);
 
     // Syncing again imports nothing twice.
     await page.getByRole('button', { name: 'Sync', exact: true }).click();
