@@ -128,7 +128,7 @@ test.describe('agent runs', () => {
       await expectNoBadge(listItem);
 
       // A run in progress: "Processing" on the session page and in the list.
-      await sendAndExpectProcessing(page, 'sleep 2');
+      await sendAndExpectProcessing(page, 'sleep 3');
       await expect(processingBadge(status)).toHaveAttribute('role', 'status');
       await expect(processingBadge(status).locator('.spinner')).toHaveCount(1);
       await expect(errorBadge(status)).toHaveCount(0);
@@ -140,7 +140,7 @@ test.describe('agent runs', () => {
       // When the run is over, the badge is gone on both pages.
       await reloadUntil(page, async () => {
         await expectNoBadge(status, QUICK);
-        await expect(messageItem(page, 'sleep 2')).toContainText(/succeeded · \d/, QUICK);
+        await expect(messageItem(page, 'sleep 3')).toContainText(/succeeded · \d/, QUICK);
       });
       await expect(status.getByRole('button', { name: 'Cancel', exact: true })).toHaveCount(0);
       await reloadUntil(listPage, async () => {
@@ -176,18 +176,18 @@ test.describe('agent runs', () => {
       await expect(listTip).toHaveText('exited with status 3: boom');
 
       // The next message clears the error: Processing, then nothing.
-      await sendAndExpectProcessing(page, 'sleep 1');
+      await sendAndExpectProcessing(page, 'sleep 2');
       await expect(errorBadge(status)).toHaveCount(0);
       await reloadUntil(page, async () => {
         await expectNoBadge(status, QUICK);
-        await expect(messageItem(page, 'sleep 1')).toContainText(/succeeded · \d/, QUICK);
+        await expect(messageItem(page, 'sleep 2')).toContainText(/succeeded · \d/, QUICK);
       });
       await reloadUntil(listPage, async () => {
         await expectNoBadge(listItem, QUICK);
       });
 
       // The whole conversation is kept, oldest first.
-      await expect(messageItem(page, 'sleep 2')).toContainText(/succeeded/);
+      await expect(messageItem(page, 'sleep 3')).toContainText(/succeeded/);
       await expect(messageItem(page, 'echo boom >&2; exit 3')).toContainText(/failed/);
     } finally {
       await listPage.close();

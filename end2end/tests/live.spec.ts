@@ -148,7 +148,7 @@ test.describe('live updates', () => {
       await expectNoBadge(status);
 
       // Steps 4–5: a run — "Processing" on both pages, with the elapsed time.
-      await send(sessionPage, 'sleep 2');
+      await send(sessionPage, 'sleep 3');
       // Checked together: the run only lasts 2 s.
       await Promise.all([
         expectProcessing(status),
@@ -161,7 +161,7 @@ test.describe('live updates', () => {
       await expectNoBadge(status, RUN_END);
       await expectNoBadge(item, RUN_END);
       await expect(elapsed(item)).toHaveCount(0);
-      await expect(messageItem(sessionPage, 'sleep 2')).toContainText(/succeeded/, RUN_END);
+      await expect(messageItem(sessionPage, 'sleep 3')).toContainText(/succeeded/, RUN_END);
 
       // Step 7: a failing run — "Error" on both, the message in its tooltip.
       await send(sessionPage, 'echo boom >&2; exit 3');
@@ -175,7 +175,7 @@ test.describe('live updates', () => {
       await sessionPage.mouse.move(0, 0);
 
       // Step 8: the next message clears the error: Processing, then nothing.
-      await send(sessionPage, 'sleep 1');
+      await send(sessionPage, 'sleep 2');
       await Promise.all([expectProcessing(status), expectProcessing(item)]);
       await expectNoBadge(status, RUN_END);
       await expectNoBadge(item, RUN_END);
@@ -201,7 +201,7 @@ test.describe('live updates', () => {
       await expect(entries.nth(0)).not.toContainText('worked ');
 
       await expect(messageItem(sessionPage, 'echo boom >&2; exit 3')).toContainText(/failed/);
-      await expect(messageItem(sessionPage, 'sleep 1')).toContainText(/succeeded/);
+      await expect(messageItem(sessionPage, 'sleep 2')).toContainText(/succeeded/);
 
       await expectSamePage(listPage);
       await expectSamePage(sessionPage);
@@ -431,7 +431,7 @@ test.describe('live updates', () => {
     await waitLive(page);
     await markPage(page);
 
-    await apiSend(request, session.id, 'sleep 2');
+    await apiSend(request, session.id, 'sleep 3');
     await expect(page).toHaveTitle(`(1 working) ${plain}`);
     await expect(page).toHaveTitle(plain, RUN_END);
     await waitForState(request, session.id, 'idle');
@@ -440,7 +440,7 @@ test.describe('live updates', () => {
     await expect(page).toHaveTitle(`(1 error) ${plain}`, RUN_END);
 
     // A successful retry: working again, then no prefix at all.
-    await apiSend(request, session.id, 'sleep 1');
+    await apiSend(request, session.id, 'sleep 2');
     await expect(page).toHaveTitle(`(1 working) ${plain}`);
     await expect(page).toHaveTitle(plain, RUN_END);
     await expectSamePage(page);
