@@ -24,9 +24,13 @@ pub fn NotFound(
     }
 }
 
-/// A page for a request that failed, with the error's status.
+/// A page for a request that failed, with the error's status; a missing
+/// project or session gets the 404 page.
 #[component]
 pub fn ErrorPage(err: AppError) -> impl IntoView {
+    if let AppError::NotFound(message) = err {
+        return view! { <NotFound message /> }.into_any();
+    }
     #[cfg(feature = "ssr")]
     crate::error::set_response_status(err.status());
     view! {
@@ -39,4 +43,5 @@ pub fn ErrorPage(err: AppError) -> impl IntoView {
             </p>
         </section>
     }
+    .into_any()
 }

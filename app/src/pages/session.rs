@@ -8,7 +8,6 @@ use super::{
 };
 use crate::{
     components::{LiveIndicator, NotifyToggle, SessionStateBadge},
-    error::AppError,
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
     run::{
@@ -64,7 +63,6 @@ pub fn SessionPage() -> impl IntoView {
                                 .into_any()
                         }
                         Ok(_) => view! { <NotFound message="There is no such session in this project." /> }.into_any(),
-                        Err(AppError::NotFound(message)) => view! { <NotFound message /> }.into_any(),
                         Err(err) => view! { <ErrorPage err /> }.into_any(),
                     }
                 })

@@ -69,7 +69,6 @@ pub fn SessionsPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(AppError::NotFound(message)) => view! { <NotFound message /> }.into_any(),
                         Err(err) => view! { <ErrorPage err /> }.into_any(),
                     }
                 })
