@@ -79,15 +79,19 @@ async fn churn(db: Db, session_id: String, rounds: usize) {
     }
 }
 
+/// The follower's next event, whatever it is.
+async fn next_event(rx: &mut Receiver<Arc<LiveEvent>>) -> Arc<LiveEvent> {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the follower went quiet")
+        .expect("the follower stopped")
+}
+
 /// The next `count` change seqs from the follower.
 async fn take_seqs(rx: &mut Receiver<Arc<LiveEvent>>, count: usize) -> Vec<i32> {
     let mut seqs = Vec::new();
     while seqs.len() < count {
-        let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("the follower went quiet")
-            .expect("the follower stopped");
-        if let Some(seq) = event.seq() {
+        if let Some(seq) = next_event(rx).await.seq() {
             seqs.push(seq);
         }
     }
@@ -166,6 +170,10 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
         .await
         .unwrap();
     let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), 0);
+    // Once the follower has sent a first change it is subscribed, so what
+    // follows comes live, each with the session as it was at that change.
+    fx.sessions(1).await;
+    take_seqs(&mut rx, 1).await;
 
     session::store::create(&fx.db, other.id, "elsewhere", AgentKind::Shell)
         .await
@@ -200,4 +208,52 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
             (Reason::Deleted, None),
         ]
     );
+
+    // A page that replays the same changes later gets the session as it is
+    // now: here gone, so the created entry carries nothing to show.
+    let mut replay = follow(fx.db.clone(), Scope::Project(fx.project_id), 0);
+    let mut replayed = Vec::new();
+    while replayed.len() < 4 {
+        if let LiveEvent::Change { change, session } = &*next_event(&mut replay).await {
+            replayed.push((change.reason, session.as_ref().map(|s| s.name.clone())));
+        }
+    }
+    assert_eq!(
+        replayed[1..],
+        [
+            (Reason::Created, None),
+            (Reason::Renamed, None),
+            (Reason::Deleted, None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_run_start_reaches_the_page_before_the_runs_first_output_line() {
+    let fx = Fixture::new().await;
+    let id = fx.sessions(1).await.remove(0);
+    let since = fx.high_water().await;
+    let mut rx = follow(fx.db.clone(), Scope::Session(id.clone()), since);
+    // One round trip first, so the follower is past its replay and live.
+    transition(&fx.db, &id, TransitionEvent::Send).await;
+    transition(&fx.db, &id, TransitionEvent::Cancel).await;
+    take_seqs(&mut rx, 2).await;
+
+    // Both are ready when the follower next runs; the change must win every time.
+    for round in 0..40 {
+        transition(&fx.db, &id, TransitionEvent::Send).await;
+        fx.db.hub().publish_output(&id, "first");
+        let event = next_event(&mut rx).await;
+        assert!(
+            matches!(&*event, LiveEvent::Change { change, .. } if change.reason == Reason::Sent),
+            "round {round}: expected the run start first, got {event:?}"
+        );
+        let event = next_event(&mut rx).await;
+        assert!(
+            matches!(&*event, LiveEvent::Output { line, .. } if line == "first"),
+            "round {round}: expected the output line, got {event:?}"
+        );
+        transition(&fx.db, &id, TransitionEvent::Cancel).await;
+        take_seqs(&mut rx, 1).await;
+    }
 }

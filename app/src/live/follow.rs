@@ -39,7 +39,11 @@ async fn forward(db: Db, scope: Scope, mut sent: i32, tx: mpsc::Sender<Arc<LiveE
     let closed = hub.closed();
     tokio::pin!(closed);
     loop {
+        // Biased: a change published before an output line (a run's `sent`
+        // before its first line) must reach the client first, or the page
+        // would clear that line when it applies `sent`.
         tokio::select! {
+            biased;
             () = &mut closed => return,
             received = changes.recv() => match received {
                 Ok(event) => {
