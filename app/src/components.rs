@@ -1,7 +1,9 @@
 //! Components rendered the same way on the server and inside islands.
 
 mod live_controls;
+mod server_form;
 mod session_state_badge;
 
 pub use live_controls::{LiveIndicator, NotifyToggle};
+pub use server_form::{Reply, ServerCall, ServerForm};
 pub use session_state_badge::{shorten_for_tooltip, SessionStateBadge, TOOLTIP_MAX_CHARS};

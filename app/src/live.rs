@@ -26,6 +26,15 @@ pub enum Connection {
 }
 
 impl Connection {
+    /// The indicator's `data-state`, for styles and tests.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Live => "live",
+            Self::Reconnecting => "reconnecting",
+        }
+    }
+
     pub const fn label(self) -> &'static str {
         match self {
             Self::Connecting => "Connecting…",

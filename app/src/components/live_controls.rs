@@ -10,7 +10,7 @@ pub fn LiveIndicator(connection: ReadSignal<Connection>) -> impl IntoView {
     view! {
         <span
             class="live-indicator"
-            data-state=move || format!("{:?}", connection.get()).to_lowercase()
+            data-state=move || connection.get().as_str()
             aria-live="polite"
         >
             {move || connection.get().label()}

@@ -1,8 +1,11 @@
 //! `/`: the projects list and the "Add project" form.
 
 use super::{hydrated_marker, ErrorPage};
-use crate::project::{list_projects, AddProject, Project};
-use leptos::{html, prelude::*};
+use crate::{
+    components::{ServerCall, ServerForm},
+    project::{list_projects, AddProject, Project},
+};
+use leptos::{html, prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 
 #[component]
@@ -26,10 +29,10 @@ pub fn ProjectsPage() -> impl IntoView {
 #[island]
 fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
     let projects = RwSignal::new(projects);
-    let add = ServerAction::<AddProject>::new();
+    let add = ServerCall::new();
     let form = NodeRef::<html::Form>::new();
     Effect::new(move || {
-        if let Some(Ok(project)) = add.value().get() {
+        if let Some(project) = add.answer::<Project>() {
             projects.update(|list| {
                 if !list.iter().any(|p| p.id == project.id) {
                     list.push(project);
@@ -41,18 +44,12 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
             }
         }
     });
-    let error = move || {
-        add.value()
-            .get()
-            .and_then(Result::err)
-            .map(|err| err.to_string())
-    };
 
     view! {
         <div class="panel" data-hydrated=hydrated_marker()>
         <section class="card">
             <h2>"Add project"</h2>
-            <ActionForm action=add node_ref=form>
+            <ServerForm action=AddProject::PATH call=add node_ref=form>
                 <div class="fields">
                     <label class="field grow">
                         <span>"Project path"</span>
@@ -68,12 +65,12 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
                         <span>"Project name"</span>
                         <input name="name" placeholder="optional" autocomplete="off" />
                     </label>
-                    <button type="submit" class="primary" disabled=move || add.pending().get()>
+                    <button type="submit" class="primary" disabled=move || add.pending()>
                         "Add project"
                     </button>
                 </div>
-                {move || error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
-            </ActionForm>
+                {move || add.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+            </ServerForm>
         </section>
         <section>
             <Show

@@ -7,17 +7,17 @@ use super::{
     ErrorPage, NotFound,
 };
 use crate::{
-    components::{LiveIndicator, NotifyToggle, SessionStateBadge},
+    components::{LiveIndicator, NotifyToggle, ServerCall, ServerForm, SessionStateBadge},
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
     run::{
-        load_conversation, load_session_detail, CancelRun, Conversation, ConversationEntry, Role,
+        load_session_detail, CancelRun, Conversation, ConversationEntry, LoadConversation, Role,
         SendMessage,
     },
     session_state::SessionState,
     transition::{Reason, Transition},
 };
-use leptos::{html, prelude::*};
+use leptos::{html, prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
@@ -87,21 +87,21 @@ fn SessionConsole(
     let since_change = RwSignal::new(state_changed_at);
     let output = RwSignal::new(Vec::<String>::new());
     let deleted = RwSignal::new(false);
-    let send = ServerAction::<SendMessage>::new();
-    let cancel = ServerAction::<CancelRun>::new();
-    let reload = Action::new(|id: &String| load_conversation(id.clone()));
+    let send = ServerCall::new();
+    let cancel = ServerCall::new();
+    let reload = ServerCall::new();
     let form = NodeRef::<html::Form>::new();
     let now = clock();
 
     Effect::new(move || {
-        if let Some(Ok(_)) = send.value().get() {
+        if let Some(Ok(_)) = send.reply() {
             if let Some(form) = form.get_untracked() {
                 form.reset();
             }
         }
     });
     Effect::new(move || {
-        if let Some(Ok(fresh)) = reload.value().get() {
+        if let Some(fresh) = reload.answer::<Conversation>() {
             conversation.set(fresh);
         }
     });
@@ -129,26 +129,13 @@ fn SessionConsole(
                 since_change.set(change.at);
                 timeline.update(|entries| entries.push(change));
                 // The stored messages and run summary changed with it.
-                reload.dispatch(id.clone());
+                reload.call(LoadConversation::PATH, &[("session_id", id.as_str())]);
             }
             LiveEvent::Change { .. } | LiveEvent::SyncProgress { .. } => {}
         }
     });
 
     let state = move || conversation.with(|c| c.state);
-    let send_error = move || {
-        send.value()
-            .get()
-            .and_then(Result::err)
-            .map(|e| e.to_string())
-    };
-    let cancel_error = move || {
-        cancel
-            .value()
-            .get()
-            .and_then(Result::err)
-            .map(|e| e.to_string())
-    };
     let (cancel_id, send_id) = (session_id.clone(), session_id);
 
     view! {
@@ -171,16 +158,16 @@ fn SessionConsole(
                             let id = cancel_id.clone();
                             view! {
                                 <span class="elapsed">{move || working_for(now.get(), since_change.get())}</span>
-                                <ActionForm action=cancel>
+                                <ServerForm action=CancelRun::PATH call=cancel>
                                     <input type="hidden" name="session_id" value=id />
-                                    <button type="submit" class="danger" disabled=move || cancel.pending().get()>
+                                    <button type="submit" class="danger" disabled=move || cancel.pending()>
                                         "Cancel"
                                     </button>
-                                </ActionForm>
+                                </ServerForm>
                             }
                         })
                 }}
-                {move || cancel_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                {move || cancel.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
             </section>
             <Show when=move || state() == SessionState::Working && output.with(|o| !o.is_empty())>
                 <pre class="live-output" aria-label="Live output">{move || output.with(|lines| lines.join("\n"))}</pre>
@@ -197,19 +184,19 @@ fn SessionConsole(
                 </Show>
             </section>
             <section class="card">
-                <ActionForm action=send node_ref=form>
+                <ServerForm action=SendMessage::PATH call=send node_ref=form>
                     <input type="hidden" name="session_id" value=send_id />
                     <div class="field">
                         <label for="message">"Message"</label>
                         <textarea id="message" name="message" rows="3" required></textarea>
                     </div>
                     <div class="form-actions">
-                        <button type="submit" class="primary" disabled=move || send.pending().get()>
+                        <button type="submit" class="primary" disabled=move || send.pending()>
                             "Send"
                         </button>
                     </div>
-                    {move || send_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
-                </ActionForm>
+                    {move || send.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                </ServerForm>
             </section>
             <section>
                 <h2>"Timeline"</h2>

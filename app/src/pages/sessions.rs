@@ -5,19 +5,19 @@
 use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice},
-    components::{LiveIndicator, NotifyToggle, SessionStateBadge},
+    components::{LiveIndicator, NotifyToggle, ServerCall, ServerForm, SessionStateBadge},
     error::AppError,
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
     session::{
-        project_sessions, CreateSession, DeleteSession, ProjectWithSessions, RenameSession,
-        Session, StateCounts,
+        project_sessions, CreateSession, DeleteSession, ProjectSessions, ProjectWithSessions,
+        RenameSession, Session, StateCounts,
     },
     session_state::SessionState,
-    sync::SyncProject,
+    sync::{SyncProject, SyncSummary},
     transition::Reason,
 };
-use leptos::{html, prelude::*};
+use leptos::{html, prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -91,24 +91,24 @@ fn SessionsPanel(
 ) -> impl IntoView {
     let sessions = RwSignal::new(sessions);
     let counts = RwSignal::new(counts);
-    let create = ServerAction::<CreateSession>::new();
-    let rename = ServerAction::<RenameSession>::new();
-    let delete = ServerAction::<DeleteSession>::new();
-    let reload = Action::new(move |_: &()| project_sessions(project_id, filter));
-    let sync = ServerAction::<SyncProject>::new();
+    let create = ServerCall::new();
+    let rename = ServerCall::new();
+    let delete = ServerCall::new();
+    let reload = ServerCall::new();
+    let sync = ServerCall::new();
     let sync_progress = RwSignal::new(None::<(usize, usize)>);
     let form = NodeRef::<html::Form>::new();
     let now = clock();
 
     Effect::new(move || {
-        if let Some(Ok(_)) = create.value().get() {
+        if let Some(Ok(_)) = create.reply() {
             if let Some(form) = form.get_untracked() {
                 form.reset();
             }
         }
     });
     Effect::new(move || {
-        if let Some(Ok(page)) = reload.value().get() {
+        if let Some(page) = reload.answer::<ProjectWithSessions>() {
             sessions.set(page.sessions);
             counts.set(page.counts);
         }
@@ -172,49 +172,44 @@ fn SessionsPanel(
                 });
                 if !known && shown(change.to_state) {
                     // A session entered the filter: its row is not here yet.
-                    reload.dispatch(());
+                    let project_id = project_id.to_string();
+                    let mut fields = vec![("project_id", project_id.as_str())];
+                    fields.extend(filter.map(|state| ("state", state.as_str())));
+                    reload.call(ProjectSessions::PATH, &fields);
                 }
             }
         }
     });
 
-    let create_error = move || {
-        create
-            .value()
-            .get()
-            .and_then(Result::err)
-            .map(|e| e.to_string())
-    };
-    let list_error = move || {
-        let renamed = rename.value().get().and_then(Result::err);
-        let deleted = delete.value().get().and_then(Result::err);
-        renamed.or(deleted).map(|e| e.to_string())
-    };
+    let list_error = move || rename.error().or_else(|| delete.error());
 
     view! {
         <div class="panel" data-hydrated=hydrated_marker()>
             <div class="toolbar">
                 <LiveIndicator connection />
                 <div class="toolbar-actions">
-                    <ActionForm action=sync>
+                    <ServerForm action=SyncProject::PATH call=sync>
                         <input type="hidden" name="project_id" value=project_id />
-                        <button type="submit" disabled=move || sync.pending().get()>
+                        <button type="submit" disabled=move || sync.pending()>
                             "Sync"
                         </button>
-                    </ActionForm>
+                    </ServerForm>
                     <NotifyToggle />
                 </div>
             </div>
             <p class="sync-summary" aria-live="polite">
                 {move || {
-                    if sync.pending().get() {
+                    if sync.pending() {
                         Some(match sync_progress.get() {
                             Some((scanned, total)) => format!("Syncing… {scanned} / {total} files scanned"),
                             None => "Syncing…".to_owned(),
                         })
                     } else {
-                        sync.value().get().map(|result| match result {
-                            Ok(summary) => format!("Synced: {summary}"),
+                        sync.reply().map(|reply| match reply {
+                            Ok(json) => match serde_json::from_str::<SyncSummary>(&json) {
+                                Ok(summary) => format!("Synced: {summary}"),
+                                Err(_) => "Synced.".to_owned(),
+                            },
                             Err(err) => format!("Sync failed: {err}"),
                         })
                     }
@@ -222,7 +217,7 @@ fn SessionsPanel(
             </p>
             <section class="card">
                 <h2>"New session"</h2>
-                <ActionForm action=create node_ref=form>
+                <ServerForm action=CreateSession::PATH call=create node_ref=form>
                     <input type="hidden" name="project_id" value=project_id />
                     <div class="fields">
                         <label class="field grow">
@@ -250,12 +245,12 @@ fn SessionsPanel(
                                     .collect_view()}
                             </select>
                         </div>
-                        <button type="submit" class="primary" disabled=move || create.pending().get()>
+                        <button type="submit" class="primary" disabled=move || create.pending()>
                             "New session"
                         </button>
                     </div>
-                    {move || create_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
-                </ActionForm>
+                    {move || create.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                </ServerForm>
             </section>
             <section>
                 <h2 class="visually-hidden">"Sessions"</h2>
@@ -332,8 +327,8 @@ pub(crate) fn working_for(now: f64, since: i64) -> String {
 #[component]
 fn SessionItem(
     session: Session,
-    rename: ServerAction<RenameSession>,
-    delete: ServerAction<DeleteSession>,
+    rename: ServerCall,
+    delete: ServerCall,
     now: RwSignal<f64>,
 ) -> impl IntoView {
     let url = session.url();
@@ -360,23 +355,23 @@ fn SessionItem(
             <div class="session-actions">
                 <details>
                     <summary>"Rename"</summary>
-                    <ActionForm action=rename>
+                    <ServerForm action=RenameSession::PATH call=rename>
                         <input type="hidden" name="session_id" value=rename_id />
                         <label class="field">
                             <span>"New name"</span>
                             <input name="name" value=rename_value required maxlength="200" />
                         </label>
                         <button type="submit">"Save"</button>
-                    </ActionForm>
+                    </ServerForm>
                 </details>
                 <details>
                     <summary>"Delete"</summary>
-                    <ActionForm action=delete>
+                    <ServerForm action=DeleteSession::PATH call=delete>
                         <input type="hidden" name="session_id" value=id />
                         <button type="submit" class="danger">
                             {delete_label}
                         </button>
-                    </ActionForm>
+                    </ServerForm>
                 </details>
             </div>
         </li>
