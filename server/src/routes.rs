@@ -2,7 +2,7 @@
 //! static files, and the layers every request goes through.
 
 use crate::api::{self, ApiState};
-use app::{db::Db, run::runner::Runner, shell, sync::scan::Syncer, App};
+use app::{db::Db, error::AppError, run::runner::Runner, shell, sync::scan::Syncer, App};
 use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{header, Method, StatusCode},
@@ -10,7 +10,9 @@ use axum::{
     response::{IntoResponse, Response},
     Router,
 };
-use leptos::{config::LeptosOptions, prelude::provide_context};
+use leptos::{
+    config::LeptosOptions, prelude::provide_context, server_fn::error::SERVER_FN_ERROR_HEADER,
+};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::sync::Arc;
 use tower_http::{compression::CompressionLayer, trace::TraceLayer};
@@ -46,6 +48,7 @@ pub fn router(
             context, shell,
         ))
         .with_state(options)
+        .layer(middleware::from_fn(explain_failed_form_posts))
         .layer(middleware::from_fn(refuse_cross_origin_writes))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             refuse_foreign_hosts(loopback_only, request, next)
@@ -105,4 +108,40 @@ async fn refuse_cross_origin_writes(request: Request, next: Next) -> Response {
         }
     }
     next.run(request).await
+}
+
+/// A form posted without JavaScript that a server function refused would
+/// otherwise show the browser the error's JSON. Such a post asks for HTML,
+/// so it gets a page that says what went wrong and how to go back; the
+/// status stays the error's (422, 409, ...).
+async fn explain_failed_form_posts(request: Request, next: Next) -> Response {
+    let wants_html = request.method() == Method::POST
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    let response = next.run(request).await;
+    if !wants_html || !response.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+        return response;
+    }
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), MAX_BODY_BYTES)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<AppError>(&body)
+        .map(|err| err.to_string())
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Not saved · agentdeck</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/agentdeck.css\"></head>\
+         <body><main class=\"container\"><h1>Not saved</h1>\
+         <p class=\"form-error\" role=\"alert\">{}</p>\
+         <p>Go back with your browser's Back button: what you typed is still in the form.</p>\
+         <p><a href=\"/\">Projects</a></p></main></body></html>",
+        html_escape::encode_text(&message)
+    );
+    (status, axum::response::Html(page)).into_response()
 }
