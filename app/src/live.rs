@@ -115,9 +115,12 @@ impl Scope {
     }
 }
 
-/// One message on the stream.
+/// One message on the stream, as `{"change": {...}}`, `{"output": {...}}` or
+/// `{"sync_progress": {...}}`. Externally tagged: an internal `"type"` tag
+/// makes serde buffer each event and decode it twice over, which costs the
+/// WASM bundle a second decoder for every type inside.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum LiveEvent {
     /// A committed entry of the change log; `session` is the session as
     /// created or renamed (absent for state changes and deletions).

@@ -52,7 +52,8 @@ await page.addInitScript(() => {
     const source = new Original(...args);
     source.addEventListener('message', (event) => {
       const data = JSON.parse(event.data);
-      if (data.change) window.__arrivals.push([data.change.seq, data.change.at, Date.now()]);
+      const change = data.change?.change;
+      if (change) window.__arrivals.push([change.seq, change.at, Date.now()]);
     });
     return source;
   };

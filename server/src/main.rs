@@ -1,6 +1,9 @@
 //! `agentdeck`: the server binary. Reads the command line, opens the
 //! database, and serves the dashboard until asked to stop.
 
+// Leptos view types nest deeply; their async rendering needs more than 128.
+#![recursion_limit = "256"]
+
 mod api;
 mod cli;
 mod events;

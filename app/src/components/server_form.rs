@@ -1,14 +1,16 @@
 //! Forms that call server functions. Before hydration (or without
-//! JavaScript) a [`ServerForm`] is a plain `<form method="post">` to the
-//! server function's URL, which redirects back to the page. Once hydrated it
-//! posts the same fields with `fetch` and keeps the page.
+//! JavaScript) such a form is a plain `<form method="post">` to the server
+//! function's URL, which redirects back to the page. Once hydrated,
+//! [`ServerCall::submit`] posts the same fields with `fetch` and keeps the page.
 //!
 //! Why not `ActionForm`/`ServerAction`: they are generic over each server
 //! function, so every form adds its own copy of the request, encoding and
 //! decoding code (and `serde_qs`) to the WASM bundle. Here one non-generic
 //! path serves every form, and a caller decodes only the answers it reads.
+//! The form stays inline markup, not a component taking `Children`: those
+//! would be type-erased views, each with its own copy of the view machinery.
 
-use leptos::{html, prelude::*};
+use leptos::prelude::*;
 
 /// How a call ended: the server function's JSON answer, or a message to show.
 pub type Reply = Result<String, String>;
@@ -73,9 +75,18 @@ impl ServerCall {
         let _ = (url, fields);
     }
 
-    /// Submits `form` with `fetch` instead of navigating.
+    /// The `on:submit` handler of a `<form method="post" action=…>` whose
+    /// action is a server function: posts it with `fetch` instead of
+    /// navigating once hydrated. Without JavaScript the form posts itself.
+    pub fn submit(self, event: leptos::ev::SubmitEvent) {
+        #[cfg(feature = "hydrate")]
+        self.submit_with_fetch(event);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = event;
+    }
+
     #[cfg(feature = "hydrate")]
-    fn submit(self, event: web_sys::SubmitEvent) {
+    fn submit_with_fetch(self, event: web_sys::SubmitEvent) {
         use wasm_bindgen::JsCast;
         let Some(form) = event
             .target()
@@ -100,32 +111,6 @@ impl ServerCall {
             self.pending.set(false);
             self.reply.set(Some(reply));
         });
-    }
-}
-
-/// A form that posts its fields to the server function at `action` through
-/// `call`, with or without JavaScript.
-#[component]
-pub fn ServerForm(
-    /// The server function's URL (`<Fn as ServerFn>::PATH`).
-    action: &'static str,
-    call: ServerCall,
-    #[prop(optional)] node_ref: NodeRef<html::Form>,
-    children: Children,
-) -> impl IntoView {
-    let _ = call;
-    view! {
-        <form
-            method="post"
-            action=action
-            node_ref=node_ref
-            on:submit=move |_event| {
-                #[cfg(feature = "hydrate")]
-                call.submit(_event);
-            }
-        >
-            {children()}
-        </form>
     }
 }
 

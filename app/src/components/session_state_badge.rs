@@ -3,7 +3,7 @@
 //! a tooltip when the last run failed.
 
 use crate::session_state::SessionState;
-use leptos::prelude::*;
+use leptos::{either::EitherOf3, prelude::*};
 
 /// Longest error text shown in the tooltip; longer messages end in "…".
 pub const TOOLTIP_MAX_CHARS: usize = 300;
@@ -15,19 +15,19 @@ pub fn SessionStateBadge(
     #[prop(optional_no_strip)] error_message: Option<String>,
 ) -> impl IntoView {
     match state {
-        SessionState::Idle => ().into_any(),
-        SessionState::Working => view! {
+        // EitherOf3 rather than `into_any`: no type-erased view in the bundle.
+        SessionState::Idle => EitherOf3::A(()),
+        SessionState::Working => EitherOf3::B(view! {
             <span class="badge badge-working" role="status">
                 <span class="spinner" aria-hidden="true"></span>
                 "Processing"
             </span>
-        }
-        .into_any(),
+        }),
         SessionState::Error => {
             let message = error_message.unwrap_or_default();
             let tooltip_id = tooltip_id(&message);
             let tooltip_text = shorten_for_tooltip(&message);
-            view! {
+            EitherOf3::C(view! {
                 <span class="badge-error-wrap">
                     <span class="badge badge-error" tabindex="0" aria-describedby=tooltip_id.clone()>
                         "Error"
@@ -36,8 +36,7 @@ pub fn SessionStateBadge(
                         {tooltip_text}
                     </span>
                 </span>
-            }
-            .into_any()
+            })
         }
     }
 }

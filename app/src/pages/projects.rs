@@ -2,7 +2,7 @@
 
 use super::{hydrated_marker, ErrorPage};
 use crate::{
-    components::{ServerCall, ServerForm},
+    components::ServerCall,
     project::{list_projects, AddProject, Project},
 };
 use leptos::{html, prelude::*, server_fn::ServerFn};
@@ -49,7 +49,7 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
         <div class="panel" data-hydrated=hydrated_marker()>
         <section class="card">
             <h2>"Add project"</h2>
-            <ServerForm action=AddProject::PATH call=add node_ref=form>
+            <form method="post" action=AddProject::PATH node_ref=form on:submit=move |event| add.submit(event)>
                 <div class="fields">
                     <label class="field grow">
                         <span>"Project path"</span>
@@ -70,7 +70,7 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
                     </button>
                 </div>
                 {move || add.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
-            </ServerForm>
+            </form>
         </section>
         <section>
             <Show

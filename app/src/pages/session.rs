@@ -7,7 +7,7 @@ use super::{
     ErrorPage, NotFound,
 };
 use crate::{
-    components::{LiveIndicator, NotifyToggle, ServerCall, ServerForm, SessionStateBadge},
+    components::{LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
     run::{
@@ -158,12 +158,12 @@ fn SessionConsole(
                             let id = cancel_id.clone();
                             view! {
                                 <span class="elapsed">{move || working_for(now.get(), since_change.get())}</span>
-                                <ServerForm action=CancelRun::PATH call=cancel>
+                                <form method="post" action=CancelRun::PATH on:submit=move |event| cancel.submit(event)>
                                     <input type="hidden" name="session_id" value=id />
                                     <button type="submit" class="danger" disabled=move || cancel.pending()>
                                         "Cancel"
                                     </button>
-                                </ServerForm>
+                                </form>
                             }
                         })
                 }}
@@ -184,7 +184,7 @@ fn SessionConsole(
                 </Show>
             </section>
             <section class="card">
-                <ServerForm action=SendMessage::PATH call=send node_ref=form>
+                <form method="post" action=SendMessage::PATH node_ref=form on:submit=move |event| send.submit(event)>
                     <input type="hidden" name="session_id" value=send_id />
                     <div class="field">
                         <label for="message">"Message"</label>
@@ -196,7 +196,7 @@ fn SessionConsole(
                         </button>
                     </div>
                     {move || send.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
-                </ServerForm>
+                </form>
             </section>
             <section>
                 <h2>"Timeline"</h2>

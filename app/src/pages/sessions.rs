@@ -5,7 +5,7 @@
 use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice},
-    components::{LiveIndicator, NotifyToggle, ServerCall, ServerForm, SessionStateBadge},
+    components::{LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
     error::AppError,
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
@@ -188,12 +188,12 @@ fn SessionsPanel(
             <div class="toolbar">
                 <LiveIndicator connection />
                 <div class="toolbar-actions">
-                    <ServerForm action=SyncProject::PATH call=sync>
+                    <form method="post" action=SyncProject::PATH on:submit=move |event| sync.submit(event)>
                         <input type="hidden" name="project_id" value=project_id />
                         <button type="submit" disabled=move || sync.pending()>
                             "Sync"
                         </button>
-                    </ServerForm>
+                    </form>
                     <NotifyToggle />
                 </div>
             </div>
@@ -217,7 +217,7 @@ fn SessionsPanel(
             </p>
             <section class="card">
                 <h2>"New session"</h2>
-                <ServerForm action=CreateSession::PATH call=create node_ref=form>
+                <form method="post" action=CreateSession::PATH node_ref=form on:submit=move |event| create.submit(event)>
                     <input type="hidden" name="project_id" value=project_id />
                     <div class="fields">
                         <label class="field grow">
@@ -250,7 +250,7 @@ fn SessionsPanel(
                         </button>
                     </div>
                     {move || create.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
-                </ServerForm>
+                </form>
             </section>
             <section>
                 <h2 class="visually-hidden">"Sessions"</h2>
@@ -355,23 +355,23 @@ fn SessionItem(
             <div class="session-actions">
                 <details>
                     <summary>"Rename"</summary>
-                    <ServerForm action=RenameSession::PATH call=rename>
+                    <form method="post" action=RenameSession::PATH on:submit=move |event| rename.submit(event)>
                         <input type="hidden" name="session_id" value=rename_id />
                         <label class="field">
                             <span>"New name"</span>
                             <input name="name" value=rename_value required maxlength="200" />
                         </label>
                         <button type="submit">"Save"</button>
-                    </ServerForm>
+                    </form>
                 </details>
                 <details>
                     <summary>"Delete"</summary>
-                    <ServerForm action=DeleteSession::PATH call=delete>
+                    <form method="post" action=DeleteSession::PATH on:submit=move |event| delete.submit(event)>
                         <input type="hidden" name="session_id" value=id />
                         <button type="submit" class="danger">
                             {delete_label}
                         </button>
-                    </ServerForm>
+                    </form>
                 </details>
             </div>
         </li>
