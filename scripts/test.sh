@@ -19,6 +19,8 @@ cargo test
 
 step "release build (server + hydrate bundle)"
 cargo leptos build --release --precompress
+step "hydrate bundle budget (150 KiB brotli)"
+scripts/bundle-size.sh
 
 step "Playwright in Chromium"
 (cd end2end && npx playwright test)
