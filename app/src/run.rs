@@ -87,6 +87,9 @@ pub struct SessionDetail {
 /// it is what the browser downloads and decodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
+    /// The change-log position this snapshot reflects: the page applies it
+    /// only if it is not older than the changes it has already shown.
+    pub seq: i32,
     pub state: SessionState,
     pub error_message: Option<String>,
     pub entries: Vec<ConversationEntry>,
@@ -125,6 +128,7 @@ impl SessionDetail {
             })
             .collect();
         Conversation {
+            seq: self.seq,
             state: self.session.state,
             error_message: self.session.error_message.clone(),
             entries,

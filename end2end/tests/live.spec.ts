@@ -113,6 +113,31 @@ async function expectCounts(
   }
 }
 
+/**
+ * Holds the answer to the page's first call of the server function `path`
+ * (the server has already read its snapshot) until `release()`; later calls
+ * pass straight through. `delivered` resolves once the held answer is given.
+ */
+async function holdFirstAnswer(page: Page, path: string) {
+  let release!: () => void;
+  let delivered!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const deliveredPromise = new Promise<void>((resolve) => (delivered = resolve));
+  let calls = 0;
+  await page.route(`**${path}`, async (route) => {
+    calls += 1;
+    const response = await route.fetch();
+    if (calls === 1) {
+      await released;
+      await route.fulfill({ response });
+      delivered();
+    } else {
+      await route.fulfill({ response });
+    }
+  });
+  return { release, delivered: deliveredPromise, calls: () => calls };
+}
+
 // ---------- tests ----------
 
 test.describe('live updates', () => {
@@ -481,6 +506,56 @@ test.describe('live updates', () => {
     await expect(messageItem(page, command)).toContainText(/succeeded/, RUN_END);
     const detail = await apiSession(request, decodeURIComponent(sessionPath.slice(p.listPath.length + 1)));
     expect(detail.state).toBe('idle');
+    await expectSamePage(page);
+  });
+
+  test('a list snapshot read before later changes does not undo them', async ({ page, request }) => {
+    test.setTimeout(60_000);
+    const p = await openNewProject(page, 'live-stale-list');
+    const s = await apiCreateSession(request, p.projectId, uniqueName('racer'));
+    const held = await holdFirstAnswer(page, '/rpc/project_sessions');
+    await gotoHydrated(page, `${p.listPath}?state=working`);
+    await waitLive(page);
+    await markPage(page);
+
+    // The run enters the "working" filter: the page asks for the list, and
+    // the answer (the session working) is held until the run has failed.
+    await apiSend(request, s.id, 'sleep 1; exit 6');
+    await expect.poll(held.calls).toBe(1);
+    await waitForState(request, s.id, 'error');
+    await expectCounts(page, { all: 1, idle: 0, working: 0, error: 1 }, RUN_END);
+    held.release();
+    await held.delivered;
+
+    // The late answer is older than what the page shows: it stays as it is.
+    await page.waitForTimeout(1_000);
+    await expectCounts(page, { all: 1, idle: 0, working: 0, error: 1 });
+    await expect(sessionsList(page).getByRole('listitem')).toHaveCount(0);
+    await expectSamePage(page);
+  });
+
+  test('a session snapshot read before later changes does not undo them', async ({ page, request }) => {
+    test.setTimeout(60_000);
+    const p = await openNewProject(page, 'live-stale-session');
+    const s = await apiCreateSession(request, p.projectId, uniqueName('racer'));
+    const held = await holdFirstAnswer(page, '/rpc/load_conversation');
+    await gotoHydrated(page, `${p.listPath}/${s.id}`);
+    await waitLive(page);
+    await markPage(page);
+    const status = statusRegion(page);
+
+    // "sent" makes the page reload the conversation; that answer (working)
+    // is held until the run has failed and the page shows it.
+    await apiSend(request, s.id, 'sleep 1; exit 6');
+    await expect.poll(held.calls).toBeGreaterThanOrEqual(1);
+    await expectErrorBadge(status, RUN_END);
+    await expect(messageItem(page, 'sleep 1; exit 6')).toContainText(/failed/, RUN_END);
+    held.release();
+    await held.delivered;
+
+    await page.waitForTimeout(1_000);
+    await expectErrorBadge(status);
+    await expect(processingBadge(status)).toHaveCount(0);
     await expectSamePage(page);
   });
 

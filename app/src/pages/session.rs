@@ -102,7 +102,13 @@ fn SessionConsole(
     });
     Effect::new(move || {
         if let Some(fresh) = reload.answer::<Conversation>() {
-            conversation.set(fresh);
+            // An answer read before changes the stream has since applied
+            // would put an old state back: keep only snapshots at least as new.
+            conversation.update(|shown| {
+                if fresh.seq >= shown.seq {
+                    *shown = fresh;
+                }
+            });
         }
     });
 
@@ -123,8 +129,12 @@ fn SessionConsole(
                 }
                 notify_run_end(&session_name, &change);
                 conversation.update(|c| {
-                    c.state = change.to_state;
-                    c.error_message = change.error_message.clone();
+                    // A snapshot newer than this change already shows it.
+                    if change.seq > c.seq {
+                        c.seq = change.seq;
+                        c.state = change.to_state;
+                        c.error_message = change.error_message.clone();
+                    }
                 });
                 since_change.set(change.at);
                 timeline.update(|entries| entries.push(change));

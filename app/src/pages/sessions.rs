@@ -99,6 +99,15 @@ fn SessionsPanel(
     let sync_progress = RwSignal::new(None::<(usize, usize)>);
     let form = NodeRef::<html::Form>::new();
     let now = clock();
+    // The change-log position the list and counts reflect: the snapshot's,
+    // then each change applied. Changes at or before it are already shown.
+    let applied = StoredValue::new(seq);
+    let reload_list = move || {
+        let project_id = project_id.to_string();
+        let mut fields = vec![("project_id", project_id.as_str())];
+        fields.extend(filter.map(|state| ("state", state.as_str())));
+        reload.call(ProjectSessions::PATH, &fields);
+    };
 
     Effect::new(move || {
         if let Some(Ok(_)) = create.reply() {
@@ -109,8 +118,14 @@ fn SessionsPanel(
     });
     Effect::new(move || {
         if let Some(page) = reload.answer::<ProjectWithSessions>() {
-            sessions.set(page.sessions);
-            counts.set(page.counts);
+            if page.seq >= applied.get_value() {
+                applied.set_value(page.seq);
+                sessions.set(page.sessions);
+                counts.set(page.counts);
+            } else {
+                // Read before changes the stream has since applied: ask again.
+                reload_list();
+            }
         }
     });
     Effect::new(move || {
@@ -125,6 +140,10 @@ fn SessionsPanel(
         let LiveEvent::Change { change, session } = event else {
             return;
         };
+        if change.seq <= applied.get_value() {
+            return;
+        }
+        applied.set_value(change.seq);
         let shown = |state: SessionState| filter.is_none_or(|f| f == state);
         match change.reason {
             Reason::Created => {
@@ -172,10 +191,7 @@ fn SessionsPanel(
                 });
                 if !known && shown(change.to_state) {
                     // A session entered the filter: its row is not here yet.
-                    let project_id = project_id.to_string();
-                    let mut fields = vec![("project_id", project_id.as_str())];
-                    fields.extend(filter.map(|state| ("state", state.as_str())));
-                    reload.call(ProjectSessions::PATH, &fields);
+                    reload_list();
                 }
             }
         }
