@@ -23,6 +23,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+use tokio::sync::Semaphore;
 
 /// The migrations in `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
@@ -89,7 +90,14 @@ pub struct Db {
     /// changes in commit (`seq`) order. SQLite admits one writer at a time
     /// anyway, so this costs no throughput.
     publish_order: Arc<Mutex<()>>,
+    /// One per pooled connection: work waits for a permit here, on the
+    /// async side, rather than as a blocked thread waiting for a connection
+    /// (a burst of page loads would otherwise start a thread each).
+    permits: Arc<Semaphore>,
 }
+
+/// Connections in the pool, and so blocking threads doing database work.
+const POOL_SIZE: u32 = 8;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,13 +127,14 @@ impl Db {
         first.batch_execute("PRAGMA journal_mode = WAL;")?;
         drop(first);
         let pool = Pool::builder()
-            .max_size(8)
+            .max_size(POOL_SIZE)
             .connection_customizer(Box::new(SqliteSettings))
             .build(ConnectionManager::<SqliteConnection>::new(path))?;
         let db = Self {
             pool,
             hub: EventHub::default(),
             publish_order: Arc::default(),
+            permits: Arc::new(Semaphore::new(POOL_SIZE as usize)),
         };
         db.migrate()?;
         Ok(db)
@@ -157,7 +166,12 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|err| DbError::Task(err.to_string()))?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = pool.get().map_err(DbError::from)?;
             work(&mut conn)
         })

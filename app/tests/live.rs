@@ -5,7 +5,10 @@
 use app::{
     agent::AgentKind,
     db::Db,
-    live::{follow::follow, LiveEvent, Scope},
+    live::{
+        follow::{follow, Follower},
+        LiveEvent, Scope,
+    },
     project, session,
     transition::{
         writer::{self, Applied},
@@ -13,7 +16,6 @@ use app::{
     },
 };
 use std::{sync::Arc, time::Duration};
-use tokio::sync::mpsc::Receiver;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -80,15 +82,15 @@ async fn churn(db: Db, session_id: String, rounds: usize) {
 }
 
 /// The follower's next event, whatever it is.
-async fn next_event(rx: &mut Receiver<Arc<LiveEvent>>) -> Arc<LiveEvent> {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+async fn next_event(rx: &mut Follower) -> Arc<LiveEvent> {
+    tokio::time::timeout(Duration::from_secs(10), rx.next())
         .await
         .expect("the follower went quiet")
         .expect("the follower stopped")
 }
 
 /// The next `count` change seqs from the follower.
-async fn take_seqs(rx: &mut Receiver<Arc<LiveEvent>>, count: usize) -> Vec<i32> {
+async fn take_seqs(rx: &mut Follower, count: usize) -> Vec<i32> {
     let mut seqs = Vec::new();
     while seqs.len() < count {
         if let Some(seq) = next_event(rx).await.seq() {
@@ -123,7 +125,7 @@ async fn a_follower_gets_exactly_the_changes_after_since_while_writes_continue()
     let seqs = take_seqs(&mut rx, 4 * 25 * 2).await;
     assert_contiguous(&seqs, since);
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+        tokio::time::timeout(Duration::from_millis(300), rx.next())
             .await
             .is_err(),
         "a change was sent twice"
@@ -133,10 +135,12 @@ async fn a_follower_gets_exactly_the_changes_after_since_while_writes_continue()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_follower_is_caught_up_from_the_database() {
     let fx = Fixture::new().await;
-    let ids = fx.sessions(1).await;
+    let ids = fx.sessions(2).await;
+    let mut rx = follow(fx.db.clone(), Scope::All, fx.high_water().await);
+    // Past its replay and following live first.
+    transition(&fx.db, &ids[1], TransitionEvent::Send).await;
+    take_seqs(&mut rx, 1).await;
     let since = fx.high_water().await;
-    let mut rx = follow(fx.db.clone(), Scope::All, since);
-    tokio::time::sleep(Duration::from_millis(50)).await;
     // Far more than the hub buffers (1024) while nobody reads.
     churn(fx.db.clone(), ids[0].clone(), 1000).await;
     let seqs = take_seqs(&mut rx, 2000).await;
@@ -188,7 +192,7 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
 
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let event = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        let event = tokio::time::timeout(Duration::from_secs(5), rx.next())
             .await
             .unwrap()
             .unwrap();

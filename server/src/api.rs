@@ -39,7 +39,6 @@ pub fn router<S>(state: ApiState) -> Router<S> {
         .route("/sessions/{session_id}", get(session_detail))
         .route("/sessions/{session_id}/messages", post(send_message))
         .route("/sessions/{session_id}/cancel", post(cancel_run))
-        .route("/events", get(crate::events::events))
         .with_state(state)
 }
 

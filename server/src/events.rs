@@ -45,15 +45,15 @@ pub async fn events(
         .and_then(|v| v.parse().ok());
     let since = last_event_id.or(query.since).unwrap_or(0).max(0);
 
-    let receiver = follow(api.db.clone(), scope, since);
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let event = receiver.recv().await?;
+    let follower = follow(api.db.clone(), scope, since);
+    let stream = futures_util::stream::unfold(follower, |mut follower| async move {
+        let event = follower.next().await?;
         let data = serde_json::to_string(&*event).unwrap_or_default();
         let sse = match event.seq() {
             Some(seq) => Event::default().id(seq.to_string()).data(data),
             None => Event::default().data(data),
         };
-        Some((Ok(sse), receiver))
+        Some((Ok(sse), follower))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -1,13 +1,17 @@
 //! The HTTP surface: Leptos pages and server functions, the JSON API,
 //! static files, and the layers every request goes through.
 
-use crate::api::{self, ApiState};
+use crate::{
+    api::{self, ApiState},
+    events,
+};
 use app::{db::Db, error::AppError, run::runner::Runner, shell, sync::scan::Syncer, App};
 use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{header, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
+    routing::get,
     Router,
 };
 use leptos::{
@@ -38,8 +42,9 @@ pub fn router(
             provide_context(Arc::clone(&syncer));
         }
     };
-    Router::new()
-        .nest("/api", api::router(ApiState { db, runner }))
+    let api_state = ApiState { db, runner };
+    let pages = Router::new()
+        .nest("/api", api::router(api_state.clone()))
         .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
             move || shell(options.clone())
@@ -49,12 +54,18 @@ pub fn router(
         ))
         .with_state(options)
         .layer(middleware::from_fn(explain_failed_form_posts))
+        .layer(CompressionLayer::new());
+    // The event stream is left out of compression: it is never compressed,
+    // yet the layer's body would still cost memory for every open page.
+    Router::new()
+        .route("/api/events", get(events::events))
+        .with_state(api_state)
+        .merge(pages)
         .layer(middleware::from_fn(refuse_cross_origin_writes))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             refuse_foreign_hosts(loopback_only, request, next)
         }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
 }
 

@@ -11,81 +11,124 @@ use crate::{
     transition::{writer, Reason},
 };
 use diesel::SqliteConnection;
-use std::sync::Arc;
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use std::{collections::VecDeque, sync::Arc};
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    watch,
+};
 
-/// Events queued for one client before its stream applies backpressure.
-const CLIENT_QUEUE: usize = 64;
-
-/// Starts following `scope` from just after `since`. The receiver yields
-/// changes in `seq` order, each exactly once, then live output lines (for a
-/// session scope). Dropping the receiver stops the follower.
-pub fn follow(db: Db, scope: Scope, since: i32) -> mpsc::Receiver<Arc<LiveEvent>> {
-    let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-    tokio::spawn(forward(db, scope, since, tx));
-    rx
+/// One page's view of the change stream. Pull-based: it does its work
+/// inside the page's response stream, with no task or queue of its own, so
+/// an open page costs the server little memory (see `sse-memory.mjs`).
+pub struct Follower {
+    db: Db,
+    scope: Scope,
+    /// The last change handed out (or queued in `backlog`).
+    sent: i32,
+    changes: broadcast::Receiver<Arc<LiveEvent>>,
+    /// Agent output and sync progress, for project and session pages.
+    output: Option<broadcast::Receiver<Arc<LiveEvent>>>,
+    closing: watch::Receiver<bool>,
+    /// Changes read from the database, not handed out yet.
+    backlog: VecDeque<LiveEvent>,
+    /// Whether the database must be read before the next live change: at
+    /// the start, and after the hub dropped changes for this follower.
+    must_catch_up: bool,
 }
 
-async fn forward(db: Db, scope: Scope, mut sent: i32, tx: mpsc::Sender<Arc<LiveEvent>>) {
-    let mut changes = db.hub().subscribe_changes();
-    let mut output = match &scope {
+/// Starts following `scope` from just after `since`. [`Follower::next`]
+/// yields changes in `seq` order, each exactly once, interleaved with live
+/// output lines (for a session scope). It subscribes to the hub here, before
+/// anything is read from the database, so no change falls in between.
+pub fn follow(db: Db, scope: Scope, since: i32) -> Follower {
+    let changes = db.hub().subscribe_changes();
+    let output = match &scope {
         Scope::Session(_) | Scope::Project(_) => Some(db.hub().subscribe_output()),
         Scope::All => None,
     };
-    if catch_up(&db, &scope, &mut sent, &tx).await.is_err() {
-        return;
+    let closing = db.hub().closing();
+    Follower {
+        db,
+        scope,
+        sent: since,
+        changes,
+        output,
+        closing,
+        backlog: VecDeque::new(),
+        must_catch_up: true,
     }
-    let hub = db.hub().clone();
-    let closed = hub.closed();
-    tokio::pin!(closed);
-    loop {
-        // Biased: a change published before an output line (a run's `sent`
-        // before its first line) must reach the client first, or the page
-        // would clear that line when it applies `sent`.
-        tokio::select! {
-            biased;
-            () = &mut closed => return,
-            received = changes.recv() => match received {
-                Ok(event) => {
-                    let Some(seq) = event.seq() else { continue };
-                    let LiveEvent::Change { change, .. } = &*event else { continue };
-                    if seq <= sent || !scope.contains(change) {
-                        continue;
+}
+
+impl Follower {
+    /// The next event; `None` once the server is shutting down or the
+    /// database cannot be read.
+    pub async fn next(&mut self) -> Option<Arc<LiveEvent>> {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                return Some(Arc::new(event));
+            }
+            if self.must_catch_up {
+                self.catch_up().await.ok()?;
+                continue;
+            }
+            if *self.closing.borrow() {
+                return None;
+            }
+            // Biased: a change published before an output line (a run's
+            // `sent` before its first line) must reach the client first, or
+            // the page would clear that line when it applies `sent`.
+            tokio::select! {
+                biased;
+                _ = self.closing.changed() => return None,
+                received = self.changes.recv() => match received {
+                    Ok(event) => {
+                        let Some(seq) = event.seq() else { continue };
+                        let LiveEvent::Change { change, .. } = &*event else { continue };
+                        if seq <= self.sent || !self.scope.contains(change) {
+                            continue;
+                        }
+                        self.sent = seq;
+                        return Some(event);
                     }
-                    sent = seq;
-                    if tx.send(event).await.is_err() {
-                        return;
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "live subscriber lagged; catching up from the database");
+                        self.must_catch_up = true;
                     }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, "live subscriber lagged; catching up from the database");
-                    if catch_up(&db, &scope, &mut sent, &tx).await.is_err() {
-                        return;
+                    Err(RecvError::Closed) => return None,
+                },
+                received = next_output(&mut self.output) => match received {
+                    Some(event) => {
+                        let wanted = match (&*event, &self.scope) {
+                            (LiveEvent::Output { session_id, .. }, Scope::Session(id)) => session_id == id,
+                            (LiveEvent::SyncProgress { project_id, .. }, Scope::Project(id)) => project_id == id,
+                            _ => false,
+                        };
+                        if wanted {
+                            return Some(event);
+                        }
                     }
-                }
-                Err(RecvError::Closed) => return,
-            },
-            received = next_output(&mut output) => match received {
-                Some(event) => {
-                    let wanted = match (&*event, &scope) {
-                        (LiveEvent::Output { session_id, .. }, Scope::Session(id)) => session_id == id,
-                        (LiveEvent::SyncProgress { project_id, .. }, Scope::Project(id)) => project_id == id,
-                        _ => false,
-                    };
-                    if wanted && tx.send(event).await.is_err() {
-                        return;
-                    }
-                }
-                None => output = None,
-            },
-            () = tx.closed() => return,
+                    None => self.output = None,
+                },
+            }
         }
+    }
+
+    /// Queues everything in scope after `sent` from the database.
+    async fn catch_up(&mut self) -> Result<(), AppError> {
+        let (scope, since) = (self.scope.clone(), self.sent);
+        let missed = self.db.run(move |conn| missed(conn, since, &scope)).await?;
+        if let Some(last) = missed.last().and_then(LiveEvent::seq) {
+            self.sent = last;
+        }
+        self.backlog.extend(missed);
+        self.must_catch_up = false;
+        Ok(())
     }
 }
 
 /// The next output line, skipping over any lost to lag; `None` once closed.
 async fn next_output(
-    output: &mut Option<tokio::sync::broadcast::Receiver<Arc<LiveEvent>>>,
+    output: &mut Option<broadcast::Receiver<Arc<LiveEvent>>>,
 ) -> Option<Arc<LiveEvent>> {
     let Some(receiver) = output else {
         return std::future::pending().await;
@@ -97,25 +140,6 @@ async fn next_output(
             Err(RecvError::Closed) => return None,
         }
     }
-}
-
-/// Sends everything in scope after `sent` from the database.
-async fn catch_up(
-    db: &Db,
-    scope: &Scope,
-    sent: &mut i32,
-    tx: &mpsc::Sender<Arc<LiveEvent>>,
-) -> Result<(), ()> {
-    let (scope_owned, since) = (scope.clone(), *sent);
-    let missed = db
-        .run(move |conn| missed(conn, since, &scope_owned))
-        .await
-        .map_err(|_| ())?;
-    for event in missed {
-        *sent = event.seq().unwrap_or(*sent);
-        tx.send(Arc::new(event)).await.map_err(|_| ())?;
-    }
-    Ok(())
 }
 
 /// The change-log entries in `scope` after `since`, as events; created and

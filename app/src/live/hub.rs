@@ -71,10 +71,9 @@ impl EventHub {
         self.closing.send_replace(true);
     }
 
-    /// Resolves once [`EventHub::close`] was called.
-    pub async fn closed(&self) {
-        let mut closing = self.closing.subscribe();
-        let _ = closing.wait_for(|closing| *closing).await;
+    /// Becomes `true` when [`EventHub::close`] is called.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Subscribes to agent output.
