@@ -28,6 +28,11 @@ use leptos_router::{
 };
 use pages::{NotFound, ProjectsPage, SessionPage, SessionsPage};
 
+/// Runs before the module scripts (they are deferred); see [`shell`].
+const IDLE_CALLBACK_BACKSTOP: &str = "(() => { const idle = window.requestIdleCallback; \
+if (idle) window.requestIdleCallback = (callback, options) => \
+idle.call(window, callback, Object.assign({ timeout: 2000 }, options)); })();";
+
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -39,6 +44,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="data:," />
                 <link rel="stylesheet" href="/pkg/agentdeck.css" />
+                // Leptos' islands loader waits for `requestIdleCallback` with
+                // no timeout, so a busy page (a slow machine, a tab loading in
+                // the background) could stay unhydrated for good. Give every
+                // idle callback the 2 s backstop Leptos' full-hydration loader uses.
+                <script inner_html=IDLE_CALLBACK_BACKSTOP></script>
                 <HydrationScripts options islands=true />
                 <MetaTags />
             </head>

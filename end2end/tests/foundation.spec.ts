@@ -168,6 +168,23 @@ test.describe('sessions page', () => {
     expect(missingIslands).toEqual([]);
   });
 
+  test('islands hydrate even on a page that never goes idle', async ({ page }) => {
+    // A busy main thread (slow machine, background tab) may never be idle:
+    // idle callbacks then run only when given a timeout.
+    await page.addInitScript(() => {
+      (window as any).requestIdleCallback = (callback: () => void, options?: { timeout?: number }) => {
+        if (options?.timeout !== undefined) setTimeout(callback, options.timeout);
+        return 0;
+      };
+    });
+    const name = uniqueName('busy-page');
+    await gotoHydrated(page, '/');
+    await markPage(page);
+    await submitProject(page, makeProjectDir(name));
+    await expect(projectLink(page, name)).toBeVisible();
+    await expectSamePage(page);
+  });
+
   test('a whitespace-only session name is rejected', async ({ page }) => {
     await openNewProject(page, 'validate');
     await page.getByLabel('Session name', { exact: true }).fill('   ');
