@@ -5,5 +5,5 @@ mod server_form;
 mod session_state_badge;
 
 pub use live_controls::{LiveIndicator, NotifyToggle};
-pub use server_form::{Reply, ServerCall};
+pub use server_form::{form_error, Reply, ServerCall};
 pub use session_state_badge::{shorten_for_tooltip, SessionStateBadge, TOOLTIP_MAX_CHARS};

@@ -21,6 +21,10 @@ pub type Reply = Result<String, String>;
 pub struct ServerCall {
     pending: RwSignal<bool>,
     reply: RwSignal<Option<Reply>>,
+    /// Whether a form submitted through this call is cleared once it
+    /// succeeds (read only in the browser: on the server nothing submits).
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    clears_form: bool,
 }
 
 impl Default for ServerCall {
@@ -34,6 +38,16 @@ impl ServerCall {
         Self {
             pending: RwSignal::new(false),
             reply: RwSignal::new(None),
+            clears_form: false,
+        }
+    }
+
+    /// A call whose form is cleared after it succeeds (a form that adds
+    /// something); after a failure the typed text stays for another try.
+    pub fn clearing_form() -> Self {
+        Self {
+            clears_form: true,
+            ..Self::new()
         }
     }
 
@@ -69,7 +83,7 @@ impl ServerCall {
             for (name, value) in fields {
                 params.append(name, value);
             }
-            self.start(url.to_owned(), String::from(params.to_string()));
+            self.start(url.to_owned(), String::from(params.to_string()), None);
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = (url, fields);
@@ -100,18 +114,27 @@ impl ServerCall {
             return; // Let the browser post it the plain way.
         };
         event.prevent_default();
-        self.start(form.action(), String::from(body.to_string()));
+        let clear = self.clears_form.then_some(form.clone());
+        self.start(form.action(), String::from(body.to_string()), clear);
     }
 
     #[cfg(feature = "hydrate")]
-    fn start(self, url: String, body: String) {
+    fn start(self, url: String, body: String, clear: Option<web_sys::HtmlFormElement>) {
         self.pending.set(true);
         leptos::task::spawn_local(async move {
             let reply = fetch::post(&url, body).await;
+            if let (Ok(_), Some(form)) = (&reply, clear) {
+                form.reset();
+            }
             self.pending.set(false);
             self.reply.set(Some(reply));
         });
     }
+}
+
+/// A form's error message, announced as an alert; nothing while there is none.
+pub fn form_error(message: impl Fn() -> Option<String> + Send + Sync + 'static) -> impl IntoView {
+    move || message().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })
 }
 
 #[cfg(feature = "hydrate")]

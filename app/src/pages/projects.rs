@@ -2,10 +2,10 @@
 
 use super::{hydrated_marker, ErrorPage};
 use crate::{
-    components::ServerCall,
+    components::{form_error, ServerCall},
     project::{list_projects, AddProject, Project},
 };
-use leptos::{html, prelude::*, server_fn::ServerFn};
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 
 #[component]
@@ -29,8 +29,7 @@ pub fn ProjectsPage() -> impl IntoView {
 #[island]
 fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
     let projects = RwSignal::new(projects);
-    let add = ServerCall::new();
-    let form = NodeRef::<html::Form>::new();
+    let add = ServerCall::clearing_form();
     Effect::new(move || {
         if let Some(project) = add.answer::<Project>() {
             projects.update(|list| {
@@ -39,9 +38,6 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
                     list.sort_by(|a, b| a.name.cmp(&b.name));
                 }
             });
-            if let Some(form) = form.get_untracked() {
-                form.reset();
-            }
         }
     });
 
@@ -49,7 +45,7 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
         <div class="panel" data-hydrated=hydrated_marker()>
         <section class="card">
             <h2>"Add project"</h2>
-            <form method="post" action=AddProject::PATH node_ref=form on:submit=move |event| add.submit(event)>
+            <form method="post" action=AddProject::PATH on:submit=move |event| add.submit(event)>
                 <div class="fields">
                     <label class="field grow">
                         <span>"Project path"</span>
@@ -69,7 +65,7 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
                         "Add project"
                     </button>
                 </div>
-                {move || add.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                {form_error(move || add.error())}
             </form>
         </section>
         <section>

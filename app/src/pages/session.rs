@@ -7,7 +7,7 @@ use super::{
     ErrorPage, NotFound,
 };
 use crate::{
-    components::{LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
+    components::{form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
     run::{
@@ -17,7 +17,7 @@ use crate::{
     session_state::SessionState,
     transition::{Reason, Transition},
 };
-use leptos::{html, prelude::*, server_fn::ServerFn};
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
@@ -87,19 +87,11 @@ fn SessionConsole(
     let since_change = RwSignal::new(state_changed_at);
     let output = RwSignal::new(Vec::<String>::new());
     let deleted = RwSignal::new(false);
-    let send = ServerCall::new();
+    let send = ServerCall::clearing_form();
     let cancel = ServerCall::new();
     let reload = ServerCall::new();
-    let form = NodeRef::<html::Form>::new();
     let now = clock();
 
-    Effect::new(move || {
-        if let Some(Ok(_)) = send.reply() {
-            if let Some(form) = form.get_untracked() {
-                form.reset();
-            }
-        }
-    });
     Effect::new(move || {
         if let Some(fresh) = reload.answer::<Conversation>() {
             // An answer read before changes the stream has since applied
@@ -177,7 +169,7 @@ fn SessionConsole(
                             }
                         })
                 }}
-                {move || cancel.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                {form_error(move || cancel.error())}
             </section>
             <Show when=move || state() == SessionState::Working && output.with(|o| !o.is_empty())>
                 <pre class="live-output" aria-label="Live output">{move || output.with(|lines| lines.join("\n"))}</pre>
@@ -194,7 +186,7 @@ fn SessionConsole(
                 </Show>
             </section>
             <section class="card">
-                <form method="post" action=SendMessage::PATH node_ref=form on:submit=move |event| send.submit(event)>
+                <form method="post" action=SendMessage::PATH on:submit=move |event| send.submit(event)>
                     <input type="hidden" name="session_id" value=send_id />
                     <div class="field">
                         <label for="message">"Message"</label>
@@ -205,7 +197,7 @@ fn SessionConsole(
                             "Send"
                         </button>
                     </div>
-                    {move || send.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                    {form_error(move || send.error())}
                 </form>
             </section>
             <section>

@@ -5,7 +5,7 @@
 use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice},
-    components::{LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
+    components::{form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
     error::AppError,
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
@@ -17,7 +17,7 @@ use crate::{
     sync::{SyncProject, SyncSummary},
     transition::Reason,
 };
-use leptos::{html, prelude::*, server_fn::ServerFn};
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -91,13 +91,12 @@ fn SessionsPanel(
 ) -> impl IntoView {
     let sessions = RwSignal::new(sessions);
     let counts = RwSignal::new(counts);
-    let create = ServerCall::new();
+    let create = ServerCall::clearing_form();
     let rename = ServerCall::new();
     let delete = ServerCall::new();
     let reload = ServerCall::new();
     let sync = ServerCall::new();
     let sync_progress = RwSignal::new(None::<(usize, usize)>);
-    let form = NodeRef::<html::Form>::new();
     let now = clock();
     // The change-log position the list and counts reflect: the snapshot's,
     // then each change applied. Changes at or before it are already shown.
@@ -109,13 +108,6 @@ fn SessionsPanel(
         reload.call(ProjectSessions::PATH, &fields);
     };
 
-    Effect::new(move || {
-        if let Some(Ok(_)) = create.reply() {
-            if let Some(form) = form.get_untracked() {
-                form.reset();
-            }
-        }
-    });
     Effect::new(move || {
         if let Some(page) = reload.answer::<ProjectWithSessions>() {
             if page.seq >= applied.get_value() {
@@ -233,7 +225,7 @@ fn SessionsPanel(
             </p>
             <section class="card">
                 <h2>"New session"</h2>
-                <form method="post" action=CreateSession::PATH node_ref=form on:submit=move |event| create.submit(event)>
+                <form method="post" action=CreateSession::PATH on:submit=move |event| create.submit(event)>
                     <input type="hidden" name="project_id" value=project_id />
                     <div class="fields">
                         <label class="field grow">
@@ -265,7 +257,7 @@ fn SessionsPanel(
                             "New session"
                         </button>
                     </div>
-                    {move || create.error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                    {form_error(move || create.error())}
                 </form>
             </section>
             <section>
@@ -292,7 +284,7 @@ fn SessionsPanel(
                         })
                         .collect_view()}
                 </nav>
-                {move || list_error().map(|msg| view! { <p class="form-error" role="alert">{msg}</p> })}
+                {form_error(list_error)}
                 <ul class="session-list" aria-label="Sessions">
                     <For
                         each=move || sessions.get()
