@@ -2,6 +2,7 @@
 //! and the server functions. Compiled with `ssr` for the server and with
 //! `hydrate` for the browser; server-only code sits behind `ssr`.
 
+pub mod access;
 pub mod agent;
 pub mod components;
 #[cfg(feature = "ssr")]
