@@ -22,6 +22,9 @@ pub enum AppError {
     /// The request body is larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A limit on concurrent work is reached; the message names it (429).
+    #[error("{0}")]
+    TooMany(String),
     /// Something failed on the server; details are in the server log (500).
     #[error("{0}")]
     Internal(String),
@@ -38,6 +41,7 @@ impl AppError {
             Self::Invalid(_) => 422,
             Self::Conflict(_) => 409,
             Self::TooLarge(_) => 413,
+            Self::TooMany(_) => 429,
             Self::Internal(_) | Self::Transport(_) => 500,
         }
     }

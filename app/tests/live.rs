@@ -118,7 +118,7 @@ async fn a_follower_gets_exactly_the_changes_after_since_while_writes_continue()
         .map(|id| tokio::spawn(churn(fx.db.clone(), id.clone(), 25)))
         .collect();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), since);
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(since));
     for writer in writers {
         writer.await.unwrap();
     }
@@ -136,7 +136,7 @@ async fn a_follower_gets_exactly_the_changes_after_since_while_writes_continue()
 async fn a_lagging_follower_is_caught_up_from_the_database() {
     let fx = Fixture::new().await;
     let ids = fx.sessions(2).await;
-    let mut rx = follow(fx.db.clone(), Scope::All, fx.high_water().await);
+    let mut rx = follow(fx.db.clone(), Scope::All, Some(fx.high_water().await));
     // Past its replay and following live first.
     transition(&fx.db, &ids[1], TransitionEvent::Send).await;
     take_seqs(&mut rx, 1).await;
@@ -151,7 +151,7 @@ async fn a_lagging_follower_is_caught_up_from_the_database() {
 async fn two_hundred_transitions_across_twenty_sessions_arrive_in_order() {
     let fx = Fixture::new().await;
     let since = fx.high_water().await;
-    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), since);
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(since));
     let ids = fx.sessions(20).await;
     let writers: Vec<_> = ids
         .iter()
@@ -173,7 +173,7 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
     let other = project::store::add(&fx.db, other_dir.to_str().unwrap(), None)
         .await
         .unwrap();
-    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), 0);
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(0));
     // Once the follower has sent a first change it is subscribed, so what
     // follows comes live, each with the session as it was at that change.
     fx.sessions(1).await;
@@ -215,7 +215,7 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
 
     // A page that replays the same changes later gets the session as it is
     // now: here gone, so the created entry carries nothing to show.
-    let mut replay = follow(fx.db.clone(), Scope::Project(fx.project_id), 0);
+    let mut replay = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(0));
     let mut replayed = Vec::new();
     while replayed.len() < 4 {
         if let LiveEvent::Change { change, session } = &*next_event(&mut replay).await {
@@ -237,7 +237,7 @@ async fn a_run_start_reaches_the_page_before_the_runs_first_output_line() {
     let fx = Fixture::new().await;
     let id = fx.sessions(1).await.remove(0);
     let since = fx.high_water().await;
-    let mut rx = follow(fx.db.clone(), Scope::Session(id.clone()), since);
+    let mut rx = follow(fx.db.clone(), Scope::Session(id.clone()), Some(since));
     // One round trip first, so the follower is past its replay and live.
     transition(&fx.db, &id, TransitionEvent::Send).await;
     transition(&fx.db, &id, TransitionEvent::Cancel).await;

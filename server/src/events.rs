@@ -43,7 +43,7 @@ pub async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let since = last_event_id.or(query.since).unwrap_or(0).max(0);
+    let since = last_event_id.or(query.since).map(|since| since.max(0));
 
     let follower = follow(api.db.clone(), scope, since);
     let stream = futures_util::stream::unfold(follower, |mut follower| async move {

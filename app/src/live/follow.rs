@@ -23,8 +23,9 @@ use tokio::sync::{
 pub struct Follower {
     db: Db,
     scope: Scope,
-    /// The last change handed out (or queued in `backlog`).
-    sent: i32,
+    /// The last change handed out (or queued in `backlog`); `None` until
+    /// the first catch-up when following from now.
+    sent: Option<i32>,
     changes: broadcast::Receiver<Arc<LiveEvent>>,
     /// Agent output and sync progress, for project and session pages.
     output: Option<broadcast::Receiver<Arc<LiveEvent>>>,
@@ -36,11 +37,12 @@ pub struct Follower {
     must_catch_up: bool,
 }
 
-/// Starts following `scope` from just after `since`. [`Follower::next`]
+/// Starts following `scope` from just after `since`, or from the current
+/// end of the change log when `since` is `None` (never a replay of all history). [`Follower::next`]
 /// yields changes in `seq` order, each exactly once, interleaved with live
 /// output lines (for a session scope). It subscribes to the hub here, before
 /// anything is read from the database, so no change falls in between.
-pub fn follow(db: Db, scope: Scope, since: i32) -> Follower {
+pub fn follow(db: Db, scope: Scope, since: Option<i32>) -> Follower {
     let changes = db.hub().subscribe_changes();
     let output = match &scope {
         Scope::Session(_) | Scope::Project(_) => Some(db.hub().subscribe_output()),
@@ -84,10 +86,10 @@ impl Follower {
                     Ok(event) => {
                         let Some(seq) = event.seq() else { continue };
                         let LiveEvent::Change { change, .. } = &*event else { continue };
-                        if seq <= self.sent || !self.scope.contains(change) {
+                        if self.sent.is_some_and(|sent| seq <= sent) || !self.scope.contains(change) {
                             continue;
                         }
-                        self.sent = seq;
+                        self.sent = Some(seq);
                         return Some(event);
                     }
                     Err(RecvError::Lagged(missed)) => {
@@ -116,10 +118,23 @@ impl Follower {
     /// Queues everything in scope after `sent` from the database.
     async fn catch_up(&mut self) -> Result<(), AppError> {
         let (scope, since) = (self.scope.clone(), self.sent);
-        let missed = self.db.run(move |conn| missed(conn, since, &scope)).await?;
-        if let Some(last) = missed.last().and_then(LiveEvent::seq) {
-            self.sent = last;
-        }
+        let (missed, high_water) = self
+            .db
+            .run(move |conn| {
+                let high_water = writer::high_water(conn)?;
+                let missed = match since {
+                    Some(since) => missed(conn, since, &scope)?,
+                    None => Vec::new(),
+                };
+                Ok::<_, AppError>((missed, high_water))
+            })
+            .await?;
+        self.sent = Some(
+            missed
+                .last()
+                .and_then(LiveEvent::seq)
+                .unwrap_or(since.map_or(high_water, |since| since.min(high_water))),
+        );
         self.backlog.extend(missed);
         self.must_catch_up = false;
         Ok(())

@@ -28,6 +28,9 @@ use tokio::sync::watch;
 /// background child can hold the pipe open) before the group is stopped.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 
+/// Runs in progress at once unless configured otherwise (`--max-runs`).
+pub const DEFAULT_MAX_RUNS: usize = 16;
+
 /// Where the agents are and how long runs may take.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -39,6 +42,8 @@ pub struct RunnerConfig {
     pub run_timeout: Duration,
     /// Time between SIGTERM and SIGKILL when stopping a run.
     pub stop_grace: Duration,
+    /// Runs in progress at once across all sessions; a send beyond it gets 429.
+    pub max_runs: usize,
 }
 
 impl Default for RunnerConfig {
@@ -48,6 +53,7 @@ impl Default for RunnerConfig {
             codex_bin: None,
             run_timeout: Duration::from_secs(30 * 60),
             stop_grace: Duration::from_secs(3),
+            max_runs: DEFAULT_MAX_RUNS,
         }
     }
 }
