@@ -123,8 +123,13 @@ impl Db {
         }
         // WAL is a property of the file: set it once, before the pool opens
         // its connections in parallel (switching concurrently fails as "locked").
+        // It waits for other writers too: `agentdeck sync` may start while a
+        // server holds the write lock.
         let mut first = SqliteConnection::establish(path)?;
-        first.batch_execute("PRAGMA journal_mode = WAL;")?;
+        first.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+            BUSY_TIMEOUT.as_millis()
+        ))?;
         drop(first);
         let pool = Pool::builder()
             .max_size(POOL_SIZE)

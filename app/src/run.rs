@@ -30,6 +30,19 @@ text_enum! {
     }
 }
 
+impl Outcome {
+    /// The outcome a run-ending event records.
+    pub fn of(event: &crate::transition::TransitionEvent) -> Self {
+        use crate::transition::TransitionEvent as E;
+        match event {
+            E::Succeed => Self::Succeeded,
+            E::Cancel => Self::Cancelled,
+            E::Interrupt => Self::Interrupted,
+            E::Fail(_) | E::Send | E::Sync => Self::Failed,
+        }
+    }
+}
+
 text_enum! {
     /// Who wrote a message.
     pub enum Role ("message role") {

@@ -146,8 +146,9 @@ pub async fn rename_session(session_id: String, name: String) -> Result<Session,
     crate::error::with_status(store::rename(&expect_context(), &session_id, &name).await)
 }
 
-/// Deletes a session; returns its id.
+/// Deletes a session (a working one's run is cancelled first); returns its id.
 #[server(prefix = "/rpc", endpoint = "delete_session")]
 pub async fn delete_session(session_id: String) -> Result<String, AppError> {
-    crate::error::with_status(store::delete(&expect_context(), &session_id).await)
+    let runner = expect_context::<std::sync::Arc<crate::run::runner::Runner>>();
+    crate::error::with_status(runner.delete(&session_id).await)
 }

@@ -118,6 +118,7 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
             "marked runs left over by a previous server as interrupted"
         );
     }
+    tokio::spawn(Arc::clone(&runner).watchdog(app::run::runner::WATCHDOG_INTERVAL));
 
     let addr = SocketAddr::new(args.bind, args.port);
     let socket = if addr.is_ipv4() {

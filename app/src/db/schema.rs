@@ -62,6 +62,7 @@ diesel::table! {
         state_changed_at -> BigInt,
         external_id -> Nullable<Text>,
         message_count -> Integer,
+        current_run_id -> Nullable<Text>,
     }
 }
 

@@ -14,27 +14,31 @@ const ERROR_TAIL_BYTES: usize = 4 * 1024;
 
 /// The arguments for one run of `agent` with `message`. `external_id` is
 /// the agent's conversation id from earlier runs; `new_id` names a new
-/// Claude conversation.
+/// Claude conversation. The message always comes after `--`, so one that
+/// starts with `-` is never taken for a flag.
 pub fn arguments(
     agent: AgentKind,
     message: &str,
     external_id: Option<&str>,
-    new_id: &str,
+    new_id: Option<&str>,
 ) -> Vec<String> {
     let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
     match agent {
-        AgentKind::Shell => owned(&["-c", message]),
+        // `sh -c -- STRING`: POSIX sh ends its options at `--`.
+        AgentKind::Shell => owned(&["-c", "--", message]),
         AgentKind::Claude => {
-            let mut args = owned(&["-p", message, "--output-format", "stream-json", "--verbose"]);
-            match external_id {
-                Some(id) => args.extend(owned(&["--resume", id])),
-                None => args.extend(owned(&["--session-id", new_id])),
+            let mut args = owned(&["-p", "--output-format", "stream-json", "--verbose"]);
+            match (external_id, new_id) {
+                (Some(id), _) => args.extend(owned(&["--resume", id])),
+                (None, Some(id)) => args.extend(owned(&["--session-id", id])),
+                (None, None) => {}
             }
+            args.extend(owned(&["--", message]));
             args
         }
         AgentKind::Codex => match external_id {
-            Some(id) => owned(&["exec", "resume", id, "--json", message]),
-            None => owned(&["exec", "--json", message]),
+            Some(id) => owned(&["exec", "resume", id, "--json", "--", message]),
+            None => owned(&["exec", "--json", "--", message]),
         },
     }
 }
@@ -286,32 +290,33 @@ mod tests {
     #[test]
     fn command_lines_start_or_continue_the_agents_conversation() {
         assert_eq!(
-            arguments(AgentKind::Shell, "ls -l", None, "n"),
-            ["-c", "ls -l"]
+            arguments(AgentKind::Shell, "ls -l", None, None),
+            ["-c", "--", "ls -l"]
         );
         assert_eq!(
-            arguments(AgentKind::Claude, "hi", None, "new-id"),
+            arguments(AgentKind::Claude, "hi", None, Some("new-id")),
             [
                 "-p",
-                "hi",
                 "--output-format",
                 "stream-json",
                 "--verbose",
                 "--session-id",
-                "new-id"
+                "new-id",
+                "--",
+                "hi"
             ]
         );
         assert_eq!(
-            arguments(AgentKind::Claude, "hi", Some("old"), "new-id")[5..],
-            ["--resume", "old"]
+            arguments(AgentKind::Claude, "hi", Some("old"), Some("new-id"))[4..],
+            ["--resume", "old", "--", "hi"]
         );
         assert_eq!(
-            arguments(AgentKind::Codex, "hi", None, "n"),
-            ["exec", "--json", "hi"]
+            arguments(AgentKind::Codex, "hi", None, None),
+            ["exec", "--json", "--", "hi"]
         );
         assert_eq!(
-            arguments(AgentKind::Codex, "hi", Some("t1"), "n"),
-            ["exec", "resume", "t1", "--json", "hi"]
+            arguments(AgentKind::Codex, "-h", Some("t1"), None),
+            ["exec", "resume", "t1", "--json", "--", "-h"]
         );
     }
 

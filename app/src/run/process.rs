@@ -51,10 +51,14 @@ pub fn spawn(program: &Path, args: &[String], dir: &Path) -> Result<Child, Strin
 }
 
 /// Sends `signal` to every process in the group led by `pgid`. A group that
-/// is already gone is not an error.
+/// is already gone is not an error. Never signals for a pgid of 0 or 1
+/// (0 would be this server's own group), or one that overflows.
 pub fn signal_group(pgid: u32, signal: Signal) {
-    if let Ok(pgid) = i32::try_from(pgid) {
-        let _ = killpg(Pid::from_raw(pgid), signal);
+    match i32::try_from(pgid) {
+        Ok(pgid) if pgid > 1 => {
+            let _ = killpg(Pid::from_raw(pgid), signal);
+        }
+        _ => tracing::warn!(pgid, "refusing to signal an invalid process group"),
     }
 }
 

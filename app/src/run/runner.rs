@@ -72,6 +72,37 @@ struct ActiveRun {
     done: watch::Receiver<bool>,
 }
 
+/// The transition a stop from outside records.
+fn stop_event(stop: Option<Stop>) -> TransitionEvent {
+    match stop {
+        Some(Stop::Shutdown) => TransitionEvent::Interrupt,
+        Some(Stop::Cancel) | None => TransitionEvent::Cancel,
+    }
+}
+
+fn busy() -> AppError {
+    AppError::Conflict(
+        "session is busy: a run is in progress; wait for it to finish or cancel it".into(),
+    )
+}
+
+/// How often, and how many times, recording a run's end is tried before
+/// the smallest possible record of it is made instead.
+const END_RETRY_DELAYS: [Duration; 5] = [
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// The error of a working session whose run no process here is running.
+pub const LOST_RUN_MESSAGE: &str =
+    "The run has no live process in this server (its end was never recorded); it was ended as an error";
+
+/// How often the watchdog looks for working sessions with no live run.
+pub const WATCHDOG_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Starts, watches and stops agent runs.
 pub struct Runner {
     db: Db,
@@ -136,26 +167,54 @@ impl Runner {
                 message.len()
             )));
         }
-        let (id, text) = (session_id.to_owned(), message.to_owned());
+        // The run is registered before its start commits, so a cancel that
+        // lands right after the commit finds it, and the watchdog never
+        // sees a working session whose run is unknown here.
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let (done_tx, done_rx) = watch::channel(false);
+        {
+            let mut active = self.active_runs();
+            if active.contains_key(session_id) {
+                return Err(busy());
+            }
+            if active.len() >= self.config.max_runs {
+                return Err(AppError::TooMany(format!(
+                    "{} runs are in progress, the most this server runs at once (--max-runs {}): \
+                     wait for one to finish",
+                    active.len(),
+                    self.config.max_runs
+                )));
+            }
+            let run = ActiveRun {
+                run_id: run_id.clone(),
+                stop: stop_tx,
+                done: done_rx,
+            };
+            active.insert(session_id.to_owned(), run);
+        }
+        let (id, text, run) = (session_id.to_owned(), message.to_owned(), run_id.clone());
         let started = self
             .db
             .write(move |conn| {
-                let started = store::start(conn, &id, &text)?;
+                let agent = crate::session::store::find(conn, &id)?.agent;
+                // A new Claude conversation gets its id from us, up front.
+                let new_conversation =
+                    (agent == AgentKind::Claude).then(|| uuid::Uuid::new_v4().to_string());
+                let started = store::start(conn, &id, &run, &text, new_conversation.as_deref())?;
                 let change = LiveEvent::change(started.transition.clone());
                 Ok((started, vec![change]))
             })
-            .await?;
-        tracing::info!(session_id = %started.session.id, run_id = %started.run_id, "run started");
-
-        let (stop_tx, stop_rx) = watch::channel(None);
-        let (done_tx, done_rx) = watch::channel(false);
-        let active = ActiveRun {
-            run_id: started.run_id.clone(),
-            stop: stop_tx,
-            done: done_rx,
+            .await;
+        let started = match started {
+            Ok(started) => started,
+            Err(err) => {
+                self.forget(session_id, &run_id);
+                let _ = done_tx.send(true);
+                return Err(err);
+            }
         };
-        self.active_runs()
-            .insert(started.session.id.clone(), active);
+        tracing::info!(session_id = %started.session.id, run_id = %started.run_id, "run started");
         let session = started.session.clone();
         tokio::spawn(Arc::clone(self).drive(started, stop_rx, done_tx));
         Ok(session)
@@ -242,6 +301,131 @@ impl Runner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Drops the session's entry if it is still this run's.
+    fn forget(&self, session_id: &str, run_id: &str) {
+        let mut active = self.active_runs();
+        if active
+            .get(session_id)
+            .is_some_and(|run| run.run_id == run_id)
+        {
+            active.remove(session_id);
+        }
+    }
+
+    /// Records how the run ended. A failed write (busy or full database, a
+    /// constraint) is retried with backoff; if it keeps failing, the
+    /// smallest write that takes the session out of `working` is made
+    /// instead, saying the outcome could not be saved. Failing even that,
+    /// the watchdog ends the run once this server no longer holds it.
+    async fn record_end(&self, started: &Started, event: TransitionEvent, ending: Ending) {
+        let (session_id, run_id) = (started.session.id.as_str(), started.run_id.as_str());
+        let mut last_error = None;
+        for delay in std::iter::once(Duration::ZERO).chain(END_RETRY_DELAYS) {
+            tokio::time::sleep(delay).await;
+            let work = (started.clone(), event.clone(), ending.clone());
+            let finish = self
+                .db
+                .write(move |conn| {
+                    let (started, event, ending) = work;
+                    let change = store::finish(conn, &started, &event, &ending)?;
+                    Ok(((), change.into_iter().map(LiveEvent::change).collect()))
+                })
+                .await;
+            match finish {
+                Ok(()) => {
+                    tracing::info!(%session_id, %run_id, reason = %event.reason(), "run ended");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(%session_id, %run_id, error = %err, "recording the run's end failed; retrying");
+                    last_error = Some(err);
+                }
+            }
+        }
+        let detail = last_error.map_or_else(String::new, |err| format!(" ({err})"));
+        let message = format!(
+            "The run ended ({}) but its outcome could not be saved{detail}; see the server log",
+            event.reason()
+        );
+        for delay in std::iter::once(Duration::ZERO).chain(END_RETRY_DELAYS) {
+            tokio::time::sleep(delay).await;
+            let (started, message) = (started.clone(), message.clone());
+            let unsaved = self
+                .db
+                .write(move |conn| {
+                    let change = store::finish_unsaved(conn, &started, &message)?;
+                    Ok(((), change.into_iter().map(LiveEvent::change).collect()))
+                })
+                .await;
+            match unsaved {
+                Ok(()) => {
+                    tracing::error!(%session_id, %run_id, "run ended, but only as an error: its outcome could not be saved");
+                    return;
+                }
+                Err(err) => {
+                    tracing::error!(%session_id, %run_id, error = %err, "recording the run's end failed again")
+                }
+            }
+        }
+    }
+
+    /// Ends, as errors, the runs of working sessions that no process of this
+    /// server is running (their end could not be recorded, or a bug lost
+    /// them): nothing stays `working` for good. Returns how many it ended.
+    pub async fn end_lost_runs(&self) -> Result<usize, AppError> {
+        let working = self.db.run(store::working_runs).await?;
+        let lost: Vec<(String, String)> = {
+            let active = self.active_runs();
+            working
+                .into_iter()
+                .filter(|(session, run)| active.get(session).is_none_or(|a| &a.run_id != run))
+                .collect()
+        };
+        let mut ended = 0;
+        for (session_id, run_id) in lost {
+            let (session, run) = (session_id.clone(), run_id.clone());
+            let change = self
+                .db
+                .write(move |conn| {
+                    let change = store::end_run_as_failed(conn, &session, &run, LOST_RUN_MESSAGE)?;
+                    Ok((
+                        change.is_some(),
+                        change.into_iter().map(LiveEvent::change).collect(),
+                    ))
+                })
+                .await?;
+            if change {
+                tracing::warn!(%session_id, %run_id, "working session had no live run; recorded as an error");
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Runs [`Runner::end_lost_runs`] every [`WATCHDOG_INTERVAL`] until the
+    /// server stops. Spawn it once, after [`Runner::recover`].
+    pub async fn watchdog(self: Arc<Self>, interval: Duration) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(err) = self.end_lost_runs().await {
+                tracing::warn!(error = %err, "watchdog could not check working sessions");
+            }
+        }
+    }
+
+    /// Deletes a session. A working one has its run cancelled first (its
+    /// whole process group stopped and the cancel recorded), so deleting
+    /// never leaves an agent running unwatched.
+    pub async fn delete(&self, session_id: &str) -> Result<String, AppError> {
+        let running = self.active_runs().contains_key(session_id);
+        if running {
+            self.cancel(session_id).await?;
+        }
+        crate::session::store::delete(&self.db, session_id).await
+    }
+
     async fn drive(
         self: Arc<Self>,
         started: Started,
@@ -251,35 +435,8 @@ impl Runner {
         let clock = Instant::now();
         let (event, mut ending) = self.execute(&started, &mut stop).await;
         ending.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let finish = {
-            let (started, event) = (started.clone(), event.clone());
-            self.db
-                .write(move |conn| {
-                    let change = store::finish(conn, &started, &event, ending)?;
-                    Ok(((), change.into_iter().map(LiveEvent::change).collect()))
-                })
-                .await
-        };
-        match finish {
-            Ok(()) => tracing::info!(
-                session_id = %started.session.id,
-                run_id = %started.run_id,
-                reason = %event.reason(),
-                "run ended"
-            ),
-            Err(err) => {
-                tracing::error!(run_id = %started.run_id, error = %err, "recording the run's end failed")
-            }
-        }
-        {
-            let mut active = self.active_runs();
-            if active
-                .get(&started.session.id)
-                .is_some_and(|run| run.run_id == started.run_id)
-            {
-                active.remove(&started.session.id);
-            }
-        }
+        self.record_end(&started, event, ending).await;
+        self.forget(&started.session.id, &started.run_id);
         let _ = done.send(true);
     }
 
@@ -299,13 +456,21 @@ impl Runner {
             agent,
             &started.message,
             started.session.external_id.as_deref(),
-            &uuid::Uuid::new_v4().to_string(),
+            started.new_agent_session_id.as_deref(),
         );
+        if stop.borrow().is_some() {
+            // Cancelled (or the server is stopping) before the agent started.
+            return (stop_event(*stop.borrow()), Ending::default());
+        }
         let mut child = match process::spawn(&program, &args, Path::new(&started.project.path)) {
             Ok(child) => child,
             Err(message) => return fail(message),
         };
-        let pgid = child.id().unwrap_or_default();
+        // A child already reaped has no pid: then there is no group to
+        // signal (and pid 0 would mean our own group).
+        let Some(pgid) = child.id() else {
+            return fail("the agent exited before it could be watched".into());
+        };
         let run_id = started.run_id.clone();
         if let Err(err) = self
             .db
@@ -373,13 +538,15 @@ impl Runner {
                 Some(Exit::Code(code)) => Some(code),
                 _ => None,
             },
-            agent_session_id: output.agent_session_id.clone(),
+            agent_session_id: output
+                .agent_session_id
+                .clone()
+                .or_else(|| started.new_agent_session_id.clone()),
             cost_usd: output.cost_usd,
             ..Ending::default()
         };
         let event = match (stopped, timed_out) {
-            (Some(Stop::Cancel), _) => TransitionEvent::Cancel,
-            (Some(Stop::Shutdown), _) => TransitionEvent::Interrupt,
+            (Some(stop), _) => stop_event(Some(stop)),
             (None, true) => TransitionEvent::Fail(format!(
                 "timed out after {}s: the run was stopped (the limit is set by --run-timeout)",
                 self.config.run_timeout.as_secs()

@@ -3,6 +3,7 @@
 
 use super::{Message, Outcome, Role, Run, SessionDetail};
 use crate::{
+    agent::AgentKind,
     db::{
         now_millis,
         schema::{messages, runs, sessions},
@@ -13,7 +14,7 @@ use crate::{
     session::{store::find as find_session, Session},
     session_state::SessionState,
     transition::{
-        writer::{self, Applied},
+        writer::{self, Applied, RunFence},
         Transition, TransitionEvent, INTERRUPTED_MESSAGE,
     },
 };
@@ -55,21 +56,36 @@ pub async fn detail(db: &Db, session_id: &str) -> Result<SessionDetail, AppError
 #[derive(Debug, Clone)]
 pub struct Started {
     pub run_id: String,
+    /// The agent conversation id chosen for a new Claude conversation
+    /// (passed as `--session-id`), recorded on the run before it starts.
+    pub new_agent_session_id: Option<String>,
     pub session: Session,
     pub project: Project,
     pub message: String,
     pub transition: Transition,
 }
 
-/// Starts a run: `idle|error → working`, the run row and the user's message,
-/// all in one transaction. A session already working is refused with 409.
+/// Starts run `run_id`: `idle|error → working` (it becomes the session's
+/// current run), the run row and the user's message, all in one
+/// transaction. A session already working is refused with 409.
+/// `new_agent_session_id` is the conversation id a new Claude conversation
+/// will get; it is recorded on the run row, so a sync while the run goes
+/// on knows that transcript is this session's.
 pub fn start(
     conn: &mut SqliteConnection,
     session_id: &str,
+    run_id: &str,
     message: &str,
+    new_agent_session_id: Option<&str>,
 ) -> Result<Started, AppError> {
     conn.immediate_transaction(|conn| {
-        let transition = match writer::apply(conn, session_id, &TransitionEvent::Send)? {
+        let send = writer::apply_fenced(
+            conn,
+            session_id,
+            &TransitionEvent::Send,
+            RunFence::Start(run_id),
+        )?;
+        let transition = match send {
             Applied::Changed(transition) => transition,
             Applied::Refused { .. } => {
                 return Err(AppError::Conflict(
@@ -83,19 +99,19 @@ pub fn start(
                 )))
             }
         };
-        let run_id = uuid::Uuid::new_v4().to_string();
         let now = now_millis();
         diesel::insert_into(runs::table)
             .values((
-                runs::id.eq(&run_id),
+                runs::id.eq(run_id),
                 runs::session_id.eq(session_id),
                 runs::started_at.eq(now),
+                runs::agent_session_id.eq(new_agent_session_id),
             ))
             .execute(conn)?;
         diesel::insert_into(messages::table)
             .values((
                 messages::session_id.eq(session_id),
-                messages::run_id.eq(&run_id),
+                messages::run_id.eq(run_id),
                 messages::role.eq(Role::User),
                 messages::content.eq(message),
                 messages::created_at.eq(now),
@@ -104,7 +120,8 @@ pub fn start(
         let session = find_session(conn, session_id)?;
         let project = find_project(conn, session.project_id)?;
         Ok(Started {
-            run_id,
+            run_id: run_id.to_owned(),
+            new_agent_session_id: new_agent_session_id.map(str::to_owned),
             session,
             project,
             message: message.to_owned(),
@@ -133,30 +150,26 @@ pub struct Ending {
 
 /// Ends a run: the session's transition, the run row, the agent's answer,
 /// and the agent's conversation id — in one transaction. Returns the
-/// transition, or `None` when the session had already left `working`
-/// (e.g. it was interrupted by a restart meanwhile).
+/// transition, or `None` when this run is no longer the session's current
+/// one (it was cancelled or interrupted meanwhile, or a newer run started).
 pub fn finish(
     conn: &mut SqliteConnection,
     started: &Started,
     event: &TransitionEvent,
-    ending: Ending,
+    ending: &Ending,
 ) -> Result<Option<Transition>, AppError> {
     let session_id = started.session.id.as_str();
     conn.immediate_transaction(|conn| {
-        let applied = writer::apply(conn, session_id, event)?;
+        let applied =
+            writer::apply_fenced(conn, session_id, event, RunFence::End(&started.run_id))?;
         let transition = match applied {
             Applied::Changed(transition) => Some(transition),
             Applied::Refused { .. } | Applied::NotFound => None,
         };
-        let outcome = match event {
-            TransitionEvent::Succeed => Outcome::Succeeded,
-            TransitionEvent::Cancel => Outcome::Cancelled,
-            TransitionEvent::Interrupt => Outcome::Interrupted,
-            _ => Outcome::Failed,
-        };
+        let outcome = Outcome::of(event);
         let error_message = transition.as_ref().and_then(|t| t.error_message.clone());
         let now = now_millis();
-        diesel::update(
+        let ended = diesel::update(
             runs::table
                 .find(&started.run_id)
                 .filter(runs::ended_at.is_null()),
@@ -171,7 +184,10 @@ pub fn finish(
             runs::error_message.eq(&error_message),
         ))
         .execute(conn)?;
-        if let Some(answer) = ending.answer.filter(|a| !a.trim().is_empty()) {
+        // A run already closed (cancelled, interrupted) or deleted with its
+        // session keeps no late answer.
+        let answer = ending.answer.as_deref().filter(|a| !a.trim().is_empty());
+        if let Some(answer) = answer.filter(|_| ended == 1) {
             diesel::insert_into(messages::table)
                 .values((
                     messages::session_id.eq(session_id),
@@ -183,16 +199,89 @@ pub fn finish(
                 .execute(conn)?;
         }
         if let Some(external_id) = &ending.agent_session_id {
-            diesel::update(
-                sessions::table
-                    .find(session_id)
-                    .filter(sessions::external_id.is_null()),
-            )
-            .set(sessions::external_id.eq(external_id))
-            .execute(conn)?;
+            link_external_id(conn, session_id, started.session.agent, external_id)?;
         }
         Ok(transition)
     })
+}
+
+/// Gives the session the agent's conversation id, unless it has one or
+/// another session already holds it (then the id stays on the run only:
+/// a clash must never make recording a run's end fail).
+fn link_external_id(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    agent: AgentKind,
+    external_id: &str,
+) -> Result<(), AppError> {
+    let taken = sessions::table
+        .filter(sessions::agent.eq(agent))
+        .filter(sessions::external_id.eq(external_id))
+        .filter(sessions::id.ne(session_id))
+        .select(sessions::id)
+        .first::<String>(conn)
+        .optional()?;
+    if let Some(other) = taken {
+        tracing::warn!(%session_id, %other, "agent conversation id already belongs to another session; not linked");
+        return Ok(());
+    }
+    diesel::update(
+        sessions::table
+            .find(session_id)
+            .filter(sessions::external_id.is_null()),
+    )
+    .set(sessions::external_id.eq(external_id))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records the end of a run whose full outcome could not be saved (the
+/// database was busy or full, or a write failed): the smallest write that
+/// takes the session out of `working`, fenced by the run id like any end.
+pub fn finish_unsaved(
+    conn: &mut SqliteConnection,
+    started: &Started,
+    message: &str,
+) -> Result<Option<Transition>, AppError> {
+    end_run_as_failed(conn, &started.session.id, &started.run_id, message)
+}
+
+/// Ends run `run_id` of the session as failed with `message`, if it is still
+/// the session's current run: the transition and the run row, nothing else.
+pub fn end_run_as_failed(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    run_id: &str,
+    message: &str,
+) -> Result<Option<Transition>, AppError> {
+    conn.immediate_transaction(|conn| {
+        let event = TransitionEvent::Fail(message.to_owned());
+        let applied = writer::apply_fenced(conn, session_id, &event, RunFence::End(run_id))?;
+        let Applied::Changed(transition) = applied else {
+            return Ok(None);
+        };
+        diesel::update(runs::table.find(run_id).filter(runs::ended_at.is_null()))
+            .set((
+                runs::ended_at.eq(now_millis()),
+                runs::outcome.eq(Outcome::Failed),
+                runs::error_message.eq(&transition.error_message),
+            ))
+            .execute(conn)?;
+        Ok(Some(transition))
+    })
+}
+
+/// Working sessions and the run each is in (agentdeck's own runs only).
+pub fn working_runs(conn: &mut SqliteConnection) -> Result<Vec<(String, String)>, AppError> {
+    let rows: Vec<(String, Option<String>)> = sessions::table
+        .filter(sessions::state.eq(SessionState::Working))
+        .filter(sessions::current_run_id.is_not_null())
+        .select((sessions::id, sessions::current_run_id))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(session, run)| Some((session, run?)))
+        .collect())
 }
 
 /// Marks every session left `working` by a stopped server as interrupted,

@@ -129,13 +129,25 @@ pub async fn rename(db: &Db, session_id: &str, name: &str) -> Result<Session, Ap
     .await
 }
 
-/// Deletes a session; returns its id.
+/// Deletes a session that is not working; returns its id. A working
+/// session is refused (409): its run must be stopped first (the runner's
+/// delete does that).
 pub async fn delete(db: &Db, session_id: &str) -> Result<String, AppError> {
     let id = session_id.to_owned();
     db.write(move |conn| {
         conn.immediate_transaction(|conn| {
             let session = find(conn, &id)?;
-            diesel::delete(sessions::table.find(&id)).execute(conn)?;
+            let deleted = diesel::delete(
+                sessions::table
+                    .find(&id)
+                    .filter(sessions::state.ne(SessionState::Working)),
+            )
+            .execute(conn)?;
+            if deleted == 0 {
+                return Err(AppError::Conflict(
+                    "session is working: cancel its run before deleting it".into(),
+                ));
+            }
             let change = record_lifecycle(conn, &session, Reason::Deleted)?;
             Ok((id.clone(), vec![LiveEvent::change(change)]))
         })

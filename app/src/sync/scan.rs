@@ -7,7 +7,7 @@ use crate::{
     agent::AgentKind,
     db::{
         now_millis,
-        schema::{sessions, transcript_files},
+        schema::{runs, sessions, transcript_files},
         Db,
     },
     error::AppError,
@@ -258,6 +258,34 @@ fn canonical(dir: &str) -> String {
         .unwrap_or_else(|| dir.to_owned())
 }
 
+/// Whether `external_id` is the conversation of one of agentdeck's own
+/// runs (a new Claude conversation gets its id before it starts): then the
+/// transcript is that session's, linked to it here, never a second session.
+fn link_to_own_run(
+    conn: &mut SqliteConnection,
+    agent: AgentKind,
+    external_id: &str,
+) -> Result<bool, AppError> {
+    let own: Option<String> = runs::table
+        .inner_join(sessions::table)
+        .filter(runs::agent_session_id.eq(external_id))
+        .filter(sessions::agent.eq(agent))
+        .select(sessions::id)
+        .first(conn)
+        .optional()?;
+    let Some(session_id) = own else {
+        return Ok(false);
+    };
+    diesel::update(
+        sessions::table
+            .find(&session_id)
+            .filter(sessions::external_id.is_null()),
+    )
+    .set(sessions::external_id.eq(external_id))
+    .execute(conn)?;
+    Ok(true)
+}
+
 /// What an import changed.
 struct ImportCounts {
     imported: usize,
@@ -292,6 +320,9 @@ fn import(
                 .select(Session::as_select())
                 .first(conn)
                 .optional()?;
+            if existing.is_none() && link_to_own_run(conn, file.agent, &external_id)? {
+                continue;
+            }
             match existing {
                 None => {
                     let created_at = info.first_at.unwrap_or(now);

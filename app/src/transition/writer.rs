@@ -27,6 +27,19 @@ pub enum Applied {
     NotFound,
 }
 
+/// Which run a transition belongs to. Ends of runs are fenced by the run
+/// id, so they can only end the run they belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFence<'a> {
+    /// Not tied to a run: a sync clearing an error, or recovery after a
+    /// restart ending whatever run a session was left in.
+    Any,
+    /// A send starting this run: it becomes the session's current run.
+    Start(&'a str),
+    /// This run ended: applies only while it is the session's current run.
+    End(&'a str),
+}
+
 /// Applies `event` to the session, recording the transition. Call it inside
 /// a transaction that also holds the event's other writes (the message, the
 /// run row), so they commit or fail together.
@@ -35,25 +48,51 @@ pub fn apply(
     session_id: &str,
     event: &TransitionEvent,
 ) -> Result<Applied, AppError> {
+    apply_fenced(conn, session_id, event, RunFence::Any)
+}
+
+/// [`apply`] for an event that starts or ends a run: the session's
+/// `current_run_id` is set by a start, required by an end, and cleared by
+/// every transition that leaves `working`.
+pub fn apply_fenced(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    event: &TransitionEvent,
+    fence: RunFence<'_>,
+) -> Result<Applied, AppError> {
     let now = now_millis();
     for from in SessionState::ALL {
         let Some((to, error_message)) = next_state(from, event) else {
             continue;
         };
-        let changed: Option<i32> = diesel::update(
-            sessions::table
-                .filter(sessions::id.eq(session_id))
-                .filter(sessions::state.eq(from)),
-        )
-        .set((
+        let current_run = match fence {
+            RunFence::Start(run_id) if to == SessionState::Working => Some(run_id),
+            _ => None,
+        };
+        let values = (
             sessions::state.eq(to),
-            sessions::error_message.eq(&error_message),
+            sessions::error_message.eq(error_message.clone()),
+            sessions::current_run_id.eq(current_run),
             sessions::state_changed_at.eq(now),
             sessions::updated_at.eq(now),
-        ))
-        .returning(sessions::project_id)
-        .get_result(conn)
-        .optional()?;
+        );
+        let in_state = sessions::table
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::state.eq(from));
+        let changed: Option<i32> = match fence {
+            RunFence::End(run_id) => {
+                diesel::update(in_state.filter(sessions::current_run_id.eq(run_id)))
+                    .set(values)
+                    .returning(sessions::project_id)
+                    .get_result(conn)
+                    .optional()?
+            }
+            RunFence::Any | RunFence::Start(_) => diesel::update(in_state)
+                .set(values)
+                .returning(sessions::project_id)
+                .get_result(conn)
+                .optional()?,
+        };
         if let Some(project_id) = changed {
             let transition = diesel::insert_into(session_transitions::table)
                 .values((
