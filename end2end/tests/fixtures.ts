@@ -16,6 +16,8 @@ const READY_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
 /** Keep at most this much of a server's stderr for error messages. */
 const STDERR_KEEP_CHARS = 64 * 1024;
+/** Keep at most this much of a server's stdout (it prints a few lines at start). */
+const STDOUT_KEEP_CHARS = 64 * 1024;
 const READY_LINE = /agentdeck listening on (http:\/\/\S+)/;
 
 export interface RunningServer {
@@ -28,6 +30,13 @@ export interface RunningServer {
   process: ChildProcess;
   /** Everything the server wrote to stderr so far (the tail, if long). */
   stderr(): string;
+  /**
+   * Everything the server wrote to stdout so far (the tail, if long): the
+   * "listening" line, and e.g. the login URL of a generated token.
+   */
+  stdout(): string;
+  /** Waits until stdout matches `pattern` (at most `timeoutMs`) and returns the match. */
+  waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
   /** SIGTERM, wait for exit; SIGKILL if still running after 5 s. */
   stop(): Promise<void>;
 }
@@ -50,15 +59,21 @@ export function makeTempDir(prefix = 'agentdeck-e2e-'): string {
   return fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
 }
 
+export interface StartOptions {
+  dbPath?: string;
+  port?: number;
+  env?: Record<string, string>;
+  /** More arguments after `serve …`, e.g. `['--token', 'T']`. */
+  args?: string[];
+}
+
 /**
- * Starts `agentdeck serve --port <port> --database-url <dbPath>` and resolves
- * once it prints its URL. Without `dbPath`, the database is a new file in a
- * new temp directory. Without `port` (or with 0), the server picks a free
- * port; pass a stopped server's port to restart "the same" server.
+ * Starts `agentdeck serve --port <port> --database-url <dbPath> [args…]` and
+ * resolves once it prints its URL. Without `dbPath`, the database is a new
+ * file in a new temp directory. Without `port` (or with 0), the server picks
+ * a free port; pass a stopped server's port to restart "the same" server.
  */
-export async function startServer(
-  opts: { dbPath?: string; port?: number; env?: Record<string, string> } = {},
-): Promise<RunningServer> {
+export async function startServer(opts: StartOptions = {}): Promise<RunningServer> {
   if (!fs.existsSync(AGENTDECK_BIN)) {
     throw new Error(
       `agentdeck binary not found at ${AGENTDECK_BIN}: build it with ` +
@@ -79,7 +94,14 @@ export async function startServer(
   };
   if (!env.AGENTDECK_SITE_ROOT) env.AGENTDECK_SITE_ROOT = AGENTDECK_SITE_ROOT;
 
-  const args = ['serve', '--port', String(opts.port ?? 0), '--database-url', dbPath];
+  const args = [
+    'serve',
+    '--port',
+    String(opts.port ?? 0),
+    '--database-url',
+    dbPath,
+    ...(opts.args ?? []),
+  ];
   const child = spawn(AGENTDECK_BIN, args, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,8 +124,15 @@ export async function startServer(
     });
   });
 
+  let stdout = '';
+  child.stdout!.setEncoding('utf8');
+  // Keep reading stdout for the server's whole life so its pipe never fills.
+  child.stdout!.on('data', (chunk: string) => {
+    stdout += chunk;
+    if (stdout.length > STDOUT_KEEP_CHARS) stdout = stdout.slice(-STDOUT_KEEP_CHARS);
+  });
+
   const ready = new Promise<string>((resolve, reject) => {
-    let stdout = '';
     let settled = false;
     const finish = (err: Error | null, value?: string) => {
       if (settled) return;
@@ -121,11 +150,8 @@ export async function startServer(
         ),
       );
     }, READY_TIMEOUT_MS);
-    child.stdout!.setEncoding('utf8');
-    // Keep reading stdout for the server's whole life so its pipe never fills.
-    child.stdout!.on('data', (chunk: string) => {
+    child.stdout!.on('data', () => {
       if (settled) return;
-      stdout += chunk;
       const match = READY_LINE.exec(stdout);
       if (match) finish(null, match[1].replace(/\/+$/, ''));
     });
@@ -161,7 +187,43 @@ export async function startServer(
     clearTimeout(timer);
   };
 
-  return { url, dbPath, dataDir, process: child, stderr: () => stderr, stop };
+  const waitForStdout = (pattern: RegExp, timeoutMs = 10_000): Promise<RegExpExecArray> =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const match = pattern.exec(stdout);
+        if (!match) return false;
+        cleanup();
+        resolve(match);
+        return true;
+      };
+      const fail = (why: string) => {
+        cleanup();
+        reject(
+          new Error(`agentdeck's stdout did not match ${pattern}: ${why}.\nstdout:\n${stdout}\nstderr:\n${stderr}`),
+        );
+      };
+      const onExit = () => fail('the server exited');
+      const timer = setTimeout(() => fail(`not within ${timeoutMs / 1000} s`), timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        child.stdout!.off('data', check);
+        child.off('exit', onExit);
+      };
+      child.stdout!.on('data', check);
+      child.once('exit', onExit);
+      if (!check() && exited) onExit();
+    });
+
+  return {
+    url,
+    dbPath,
+    dataDir,
+    process: child,
+    stderr: () => stderr,
+    stdout: () => stdout,
+    waitForStdout,
+    stop,
+  };
 }
 
 /**
