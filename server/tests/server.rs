@@ -336,6 +336,54 @@ fn a_killed_server_leaves_no_session_stuck_working() {
     assert_eq!(detail["runs"][0]["outcome"], "interrupted");
 }
 
+/// kill -9 while runs are ending, again and again: after each restart no
+/// session is working, every run is closed, and the error message is set
+/// exactly for sessions in error.
+#[test]
+fn kill_9_while_runs_end_leaves_a_consistent_database() {
+    let mut server = Server::start();
+    let first = project_with_session(&server);
+    let mut ids = vec![first];
+    for name in ["two", "three", "four"] {
+        let (status, session) = server.json(
+            "POST",
+            "/api/projects/1/sessions",
+            Some(json!({"name": name, "agent": "shell"})),
+        );
+        assert_eq!(status, 201, "{session}");
+        ids.push(session["id"].as_str().unwrap().to_owned());
+    }
+    for round in 0..4u64 {
+        // Short runs end all the time; the kill lands in the middle of them.
+        let deadline = std::time::Instant::now() + Duration::from_millis(300 + 150 * round);
+        while std::time::Instant::now() < deadline {
+            for id in &ids {
+                let path = format!("/api/sessions/{id}/messages");
+                let body = json!({ "message": "echo hi" });
+                let (status, body) = server.json("POST", &path, Some(body));
+                assert!(status == 202 || status == 409, "{status} {body}");
+            }
+        }
+        let dir = Arc::clone(&server.dir);
+        drop(server); // SIGKILL
+        server = Server::start_in(dir);
+        for id in &ids {
+            let (status, detail) = server.json("GET", &format!("/api/sessions/{id}"), None);
+            assert_eq!(status, 200, "round {round}: {detail}");
+            let session = &detail["session"];
+            assert_ne!(session["state"], "working", "round {round}: {detail}");
+            assert_eq!(
+                session["state"] == "error",
+                !session["error_message"].is_null(),
+                "round {round}: {detail}"
+            );
+            for run in detail["runs"].as_array().unwrap() {
+                assert!(!run["ended_at"].is_null(), "round {round}: open run {run}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_graceful_stop_interrupts_runs_and_ends_their_processes() {
     let mut first = Server::start();
