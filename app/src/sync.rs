@@ -2,6 +2,8 @@
 //! transcripts on disk (the seed's `syncProjectSessions`).
 
 #[cfg(feature = "ssr")]
+pub mod files;
+#[cfg(feature = "ssr")]
 pub mod scan;
 #[cfg(feature = "ssr")]
 pub mod transcript;
@@ -20,19 +22,24 @@ pub struct SyncSummary {
     pub imported: usize,
     pub updated: usize,
     pub errors_cleared: usize,
-    /// Malformed or half-written lines skipped while reading.
+    /// Malformed, half-written or over-long lines skipped while reading.
     pub lines_skipped: usize,
+    /// Entries named like transcripts that were not read: FIFOs, sockets,
+    /// devices, and symlinks that leave the agent's folder or do not resolve.
+    #[serde(default)]
+    pub files_skipped: usize,
 }
 
 impl std::fmt::Display for SyncSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} imported, {} updated, {} errors cleared, {} lines skipped ({} of {} files read)",
+            "{} imported, {} updated, {} errors cleared, {} lines skipped, {} files skipped ({} of {} files read)",
             self.imported,
             self.updated,
             self.errors_cleared,
             self.lines_skipped,
+            self.files_skipped,
             self.files_read,
             self.files_total
         )

@@ -8,16 +8,21 @@ use app::{
     project::{self, Project},
     run::runner::{Runner, RunnerConfig},
     session::{self, Session},
-    sync::scan::{SyncConfig, Syncer},
+    sync::{
+        files::{self, Listing, MAX_TRANSCRIPT_LINE_BYTES},
+        scan::{SyncConfig, Syncer},
+    },
     transition::{
         writer::{self, Applied},
         Reason, TransitionEvent,
     },
     SessionState,
 };
+use nix::{sys::stat::Mode, unistd::mkfifo};
 use std::{
     fs,
     io::Write,
+    os::unix::fs::symlink,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -374,5 +379,260 @@ async fn an_imported_claude_session_continues_with_resume() {
             .unwrap()
             .state,
         SessionState::Idle
+    );
+}
+
+/// Runs a sync that must finish; a FIFO that hangs it is opened for writing
+/// (which releases the blocked reader) before the test fails.
+async fn sync_within(
+    fx: &Fixture,
+    project: &Project,
+    fifo: Option<&Path>,
+) -> app::sync::SyncSummary {
+    match tokio::time::timeout(Duration::from_secs(60), fx.syncer.sync(project)).await {
+        Ok(summary) => summary.unwrap(),
+        Err(_) => {
+            if let Some(fifo) = fifo {
+                drop(fs::OpenOptions::new().write(true).open(fifo));
+            }
+            panic!("sync did not finish within 60 s");
+        }
+    }
+}
+
+/// Peak resident memory of this process in KiB, after resetting it to the
+/// current resident size (`clear_refs` 5), so a test measures its own peak.
+fn reset_peak_rss() {
+    fs::write("/proc/self/clear_refs", "5").expect("reset peak RSS");
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn rss_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_fifo_named_like_a_transcript_neither_hangs_nor_blocks_the_sync() {
+    let fx = Fixture::new();
+    let project = fx.project("fifo").await;
+    let real = fx.claude_file(&project.path, "s-real");
+    fs::write(
+        &real,
+        claude_lines("s-real", &project.path, "Beside a FIFO"),
+    )
+    .unwrap();
+    let fifo = real.with_file_name("x.jsonl");
+    mkfifo(&fifo, Mode::S_IRWXU).unwrap();
+
+    let summary = sync_within(&fx, &project, Some(&fifo)).await;
+    assert_eq!(
+        (summary.imported, summary.files_total, summary.files_skipped),
+        (1, 1, 1),
+        "{summary}"
+    );
+    assert_eq!(fx.sessions(&project).await[0].name, "Beside a FIFO");
+    // The next sync is not blocked either.
+    let again = sync_within(&fx, &project, Some(&fifo)).await;
+    assert_eq!((again.files_read, again.files_skipped), (0, 1), "{again}");
+}
+
+#[tokio::test]
+async fn a_file_swapped_after_listing_is_not_read() {
+    let fx = Fixture::new();
+    let project = fx.project("swap").await;
+    let path = fx.claude_file(&project.path, "s-swap");
+    fs::write(&path, claude_lines("s-swap", &project.path, "Swapped")).unwrap();
+    let listed = || {
+        let mut listing = Listing::default();
+        listing.add_root(&fx.dir.path().join("claude/projects"), AgentKind::Claude);
+        assert_eq!(listing.files.len(), 1);
+        listing.files.remove(0)
+    };
+
+    let found = listed();
+    assert!(files::open(&found).unwrap().is_some());
+    // Swapped for a FIFO: opening neither blocks nor yields it.
+    fs::remove_file(&path).unwrap();
+    mkfifo(&path, Mode::S_IRWXU).unwrap();
+    let open = tokio::task::spawn_blocking(move || files::open(&found).unwrap().is_some());
+    let opened = tokio::time::timeout(Duration::from_secs(10), open).await;
+    if opened.is_err() {
+        drop(fs::OpenOptions::new().write(true).open(&path));
+        panic!("opening a FIFO blocked");
+    }
+    assert!(!opened.unwrap().unwrap(), "a FIFO is not a transcript");
+    // Swapped for another file (a rename over it): not the file listed.
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, "{}\n").unwrap();
+    let found = listed();
+    let other = path.with_extension("new");
+    fs::write(&other, "{}\n").unwrap();
+    fs::rename(&other, &path).unwrap();
+    assert!(files::open(&found).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn symlinks_are_followed_only_inside_the_root() {
+    let fx = Fixture::new();
+    let project = fx.project("links").await;
+    let real = fx.claude_file(&project.path, "s-real");
+    fs::write(&real, claude_lines("s-real", &project.path, "Real file")).unwrap();
+    let folder = real.parent().unwrap().to_owned();
+    let root = fx.dir.path().join("claude/projects");
+
+    // Inside the root: a link to a file only reachable through it.
+    let elsewhere = root.join("notes");
+    fs::create_dir_all(&elsewhere).unwrap();
+    fs::write(
+        elsewhere.join("kept.txt"),
+        claude_lines("s-inside", &project.path, "Linked from inside"),
+    )
+    .unwrap();
+    symlink(elsewhere.join("kept.txt"), folder.join("s-inside.jsonl")).unwrap();
+    // Outside the root: a file and a folder of transcripts.
+    let outside = fx.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(
+        outside.join("s-out.jsonl"),
+        claude_lines("s-out", &project.path, "Outside file"),
+    )
+    .unwrap();
+    symlink(outside.join("s-out.jsonl"), folder.join("s-out.jsonl")).unwrap();
+    symlink(&outside, root.join("outside-folder")).unwrap();
+    // Loops: a folder linking to its parent, two links to each other.
+    symlink(&folder, folder.join("again")).unwrap();
+    symlink(folder.join("b.jsonl"), folder.join("a.jsonl")).unwrap();
+    symlink(folder.join("a.jsonl"), folder.join("b.jsonl")).unwrap();
+
+    let summary = sync_within(&fx, &project, None).await;
+    let names: Vec<_> = fx
+        .sessions(&project)
+        .await
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["Linked from inside", "Real file"]);
+    assert_eq!(
+        (summary.files_total, summary.files_skipped),
+        (2, 4),
+        "the outside file and folder and both looping links are skipped: {summary}"
+    );
+}
+
+#[tokio::test]
+async fn a_2_gib_sparse_file_syncs_in_bounded_memory_beside_real_ones() {
+    let fx = Fixture::new();
+    let project = fx.project("sparse").await;
+    let real = fx.claude_file(&project.path, "s-real");
+    fs::write(
+        &real,
+        claude_lines("s-real", &project.path, "Next to 2 GiB"),
+    )
+    .unwrap();
+    let sparse = real.with_file_name("s-sparse.jsonl");
+    fs::File::create(&sparse).unwrap().set_len(2 << 30).unwrap();
+
+    reset_peak_rss();
+    let before = rss_kib();
+    let summary = sync_within(&fx, &project, None).await;
+    let grown_mib = peak_rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 200, "peak RSS grew by {grown_mib} MiB");
+    assert_eq!(
+        (summary.imported, summary.files_read, summary.lines_skipped),
+        (1, 2, 1),
+        "one imported; the newline-free 2 GiB is one skipped line: {summary}"
+    );
+
+    // Unchanged, it is not read again; once its endless line ends, the rest
+    // of that line is dropped uncounted and what follows is imported.
+    let again = sync_within(&fx, &project, None).await;
+    assert_eq!(again.files_read, 0, "{again}");
+    append(
+        &sparse,
+        &("\n".to_owned() + &claude_lines("s-sparse", &project.path, "After the zeros")),
+    );
+    let last = sync_within(&fx, &project, None).await;
+    assert_eq!(
+        (last.imported, last.files_read, last.lines_skipped),
+        (1, 1, 0),
+        "{last}"
+    );
+    let names: Vec<_> = fx
+        .sessions(&project)
+        .await
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["After the zeros", "Next to 2 GiB"]);
+}
+
+#[tokio::test]
+async fn a_50_mb_line_is_skipped_and_counted_and_the_rest_of_its_file_imported() {
+    let fx = Fixture::new();
+    let project = fx.project("long-line").await;
+    let path = fx.claude_file(&project.path, "s-long");
+    let lines = claude_lines("s-long", &project.path, "Around a huge line");
+    let (first, second) = lines.split_at(lines.find('\n').unwrap() + 1);
+    {
+        // A valid JSON line, so only its length can make it skipped;
+        // written in pieces so the test itself stays small.
+        let mut file = fs::File::create(&path).unwrap();
+        file.write_all(first.as_bytes()).unwrap();
+        file.write_all(br#"{"type":"assistant","sessionId":"s-long","message":{"content":""#)
+            .unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..50 {
+            file.write_all(&chunk).unwrap();
+        }
+        file.write_all(b"\"}}\n").unwrap();
+        file.write_all(second.as_bytes()).unwrap();
+    }
+    assert!(fs::metadata(&path).unwrap().len() > 50 << 20);
+    const { assert!(MAX_TRANSCRIPT_LINE_BYTES < 50 << 20) };
+
+    reset_peak_rss();
+    let before = rss_kib();
+    let summary = sync_within(&fx, &project, None).await;
+    let grown_mib = peak_rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 40, "peak RSS grew by {grown_mib} MiB");
+    assert_eq!(
+        (summary.imported, summary.lines_skipped),
+        (1, 1),
+        "{summary}"
+    );
+    let session = &fx.sessions(&project).await[0];
+    assert_eq!(
+        (session.name.as_str(), session.message_count),
+        ("Around a huge line", 2)
+    );
+}
+
+#[tokio::test]
+async fn a_file_rewritten_shorter_is_read_again_from_the_start() {
+    let fx = Fixture::new();
+    let project = fx.project("rewrite").await;
+    let path = fx.claude_file(&project.path, "s1");
+    let original = claude_lines("s1", &project.path, "Original").repeat(5);
+    fs::write(&path, &original).unwrap();
+    let first = sync_within(&fx, &project, None).await;
+    assert_eq!(first.imported, 1);
+    assert_eq!(fx.sessions(&project).await[0].message_count, 10);
+
+    let rewritten = claude_lines("s1", &project.path, "Rewritten");
+    assert!(rewritten.len() < original.len());
+    fs::write(&path, &rewritten).unwrap();
+    let second = sync_within(&fx, &project, None).await;
+    assert_eq!((second.files_read, second.updated), (1, 1), "{second}");
+    let session = &fx.sessions(&project).await[0];
+    assert_eq!(
+        (session.name.as_str(), session.message_count),
+        ("Rewritten", 2)
     );
 }

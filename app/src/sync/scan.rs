@@ -2,7 +2,11 @@
 //! mtime and offset per file), import the sessions whose recorded `cwd` is
 //! the project's path, and clear stale errors through the state writer.
 
-use super::{transcript::TranscriptInfo, SyncSummary};
+use super::{
+    files::{self, Listing},
+    transcript::TranscriptInfo,
+    SyncSummary,
+};
 use crate::{
     agent::AgentKind,
     db::{
@@ -21,12 +25,7 @@ use crate::{
     },
 };
 use diesel::prelude::*;
-use std::{
-    collections::HashMap,
-    io::{Read, Seek, SeekFrom},
-    path::{Path, PathBuf},
-    time::UNIX_EPOCH,
-};
+use std::{collections::HashMap, path::PathBuf};
 
 /// Where the agents keep their transcripts.
 #[derive(Debug, Clone)]
@@ -122,39 +121,43 @@ impl Syncer {
         let hub = self.db.hub().clone();
         self.db
             .run(move |conn| {
-                let mut files = Vec::new();
-                list_jsonl(&config.claude_root, AgentKind::Claude, &mut files);
-                list_jsonl(&config.codex_root, AgentKind::Codex, &mut files);
+                let mut listing = Listing::default();
+                listing.add_root(&config.claude_root, AgentKind::Claude);
+                listing.add_root(&config.codex_root, AgentKind::Codex);
                 let known: HashMap<String, FileRow> = transcript_files::table
                     .select(FileRow::as_select())
                     .load(conn)?
                     .into_iter()
                     .map(|row| (row.path.clone(), row))
                     .collect();
+                let files = listing.files;
                 let mut summary = SyncSummary {
                     files_total: files.len(),
+                    files_skipped: listing.skipped,
                     ..SyncSummary::default()
                 };
-                for (scanned, (path, agent)) in files.iter().enumerate() {
+                for (scanned, found) in files.iter().enumerate() {
                     if scanned % 25 == 0 || scanned + 1 == files.len() {
                         hub.publish_sync_progress(project_id, scanned + 1, files.len());
                     }
-                    let Some(path_text) = path.to_str() else {
+                    let Some(path_text) = found.path.to_str() else {
                         continue;
                     };
-                    let Ok(meta) = std::fs::metadata(path) else {
-                        continue;
-                    };
-                    let size = i64::try_from(meta.len()).unwrap_or(i64::MAX);
-                    let mtime = meta
-                        .modified()
-                        .ok()
-                        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
                     let previous = known.get(path_text);
-                    if previous.is_some_and(|row| row.size == size && row.mtime == mtime) {
+                    if previous
+                        .is_some_and(|row| row.size == found.size && row.mtime == found.mtime)
+                    {
                         continue;
                     }
+                    let (file, meta) = match files::open(found) {
+                        Ok(Some(opened)) => opened,
+                        Ok(None) => {
+                            summary.files_skipped += 1;
+                            continue;
+                        }
+                        Err(_) => continue,
+                    };
+                    let (size, mtime) = (files::size(&meta), files::mtime(&meta));
                     // A file that shrank was rewritten: read it from the start.
                     let previous = previous.filter(|row| row.read_offset <= size);
                     let (mut info, offset) = previous
@@ -162,23 +165,24 @@ impl Syncer {
                             (row.info(), row.read_offset)
                         });
                     let skipped_before = info.skipped_lines;
-                    let Ok((read_to, partial)) = read_new_lines(path, *agent, offset, &mut info)
+                    let offset = u64::try_from(offset).unwrap_or(0);
+                    let Ok(end) = files::read_new_lines(file, found.agent, offset, &mut info)
                     else {
                         continue;
                     };
                     summary.files_read += 1;
                     summary.lines_skipped +=
                         usize::try_from(info.skipped_lines - skipped_before).unwrap_or(0);
-                    summary.lines_skipped += usize::from(partial);
+                    summary.lines_skipped += usize::from(end.partial);
                     if let Some(cwd) = &info.cwd {
                         info.cwd = Some(canonical(cwd));
                     }
                     let row = FileRow {
                         path: path_text.to_owned(),
-                        agent: *agent,
+                        agent: found.agent,
                         size,
                         mtime,
-                        read_offset: read_to,
+                        read_offset: i64::try_from(end.read_to).unwrap_or(i64::MAX),
                         external_id: info.external_id,
                         cwd: info.cwd,
                         title: info.title,
@@ -199,55 +203,6 @@ impl Syncer {
             })
             .await
     }
-}
-
-/// Every `*.jsonl` under `root`, skipping Claude's `subagents/` folders.
-fn list_jsonl(root: &Path, agent: AgentKind, out: &mut Vec<(PathBuf, AgentKind)>) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            if entry.file_name() != "subagents" {
-                list_jsonl(&path, agent, out);
-            }
-        } else if path.extension().is_some_and(|e| e == "jsonl") {
-            out.push((path, agent));
-        }
-    }
-}
-
-/// Reads complete lines from `offset` on. Returns where reading stopped
-/// (just after the last newline) and whether a half-written line was left
-/// for next time.
-fn read_new_lines(
-    path: &Path,
-    agent: AgentKind,
-    offset: i64,
-    info: &mut TranscriptInfo,
-) -> std::io::Result<(i64, bool)> {
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::Start(u64::try_from(offset).unwrap_or(0)))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    let complete = bytes
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |at| at + 1);
-    for line in bytes[..complete].split(|&b| b == b'\n') {
-        match std::str::from_utf8(line) {
-            Ok(line) => info.read_line(agent, line),
-            Err(_) => info.skipped_lines += 1,
-        }
-    }
-    let partial = complete < bytes.len();
-    Ok((offset + i64::try_from(complete).unwrap_or(0), partial))
 }
 
 /// The canonical form of a recorded directory, when it still exists.
