@@ -37,7 +37,9 @@ async function agentdeck() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentdeck-bench-'));
   fs.mkdirSync(path.join(dir, 'project'));
   const it = await start(path.join(root, 'target/release/agentdeck'),
-    ['serve', '--port', '0', '--database-url', path.join(dir, 'db.sqlite')],
+    // Every stream comes from this one address: lift the per-client limit.
+    ['serve', '--port', '0', '--database-url', path.join(dir, 'db.sqlite'),
+      '--max-streams', String(clients + 10), '--max-streams-per-client', String(clients + 10)],
     { AGENTDECK_SITE_ROOT: path.join(root, 'target/site'), RUST_LOG: 'warn' });
   const json = (route, body) => fetch(it.url + route, {
     method: body ? 'POST' : 'GET',

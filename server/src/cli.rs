@@ -1,8 +1,11 @@
 //! The command line: `agentdeck serve` and its settings, each also readable
 //! from an `AGENTDECK_*` environment variable.
 
-use app::{run::runner::RunnerConfig, sync::scan::SyncConfig};
-use clap::{Args, Parser, Subcommand};
+use app::{
+    run::runner::{RunnerConfig, DEFAULT_MAX_RUNS},
+    sync::scan::SyncConfig,
+};
+use clap::{builder::RangedU64ValueParser, Args, Parser, Subcommand};
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 /// A live dashboard for coding-agent sessions.
@@ -24,7 +27,8 @@ pub enum Command {
 /// Where the data lives: shared by every command.
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// SQLite database file, created with its directory if missing
+    /// SQLite database file (a path or sqlite://PATH), created with its
+    /// directory if missing, readable by this user only
     /// [default: <data dir>/agentdeck/agentdeck.db, e.g. ~/.local/share/agentdeck/agentdeck.db].
     #[arg(long, env = "AGENTDECK_DATABASE_URL", value_name = "PATH")]
     pub database_url: Option<String>,
@@ -39,16 +43,13 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// The database location: the flag, or the per-user data directory.
-    pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            dirs::data_dir()
-                .unwrap_or_else(std::env::temp_dir)
-                .join("agentdeck")
-                .join("agentdeck.db")
-                .to_string_lossy()
-                .into_owned()
-        })
+    /// The SQLite file: the flag (a path, or `sqlite://PATH`), or
+    /// `agentdeck/agentdeck.db` in the per-user data directory.
+    pub fn database_path(&self) -> Result<PathBuf, String> {
+        match &self.database_url {
+            Some(url) => sqlite_path(url),
+            None => default_database_path(dirs::data_dir()),
+        }
     }
 
     /// Where transcripts are read from.
@@ -59,6 +60,50 @@ impl DataArgs {
             codex_root: self.codex_sessions.clone().unwrap_or(defaults.codex_root),
         }
     }
+}
+
+/// A `--database-url` as a SQLite file path. A URL with any other scheme is
+/// refused before anything touches the disk: SQLite would take
+/// `postgres://u@h/db` for a relative path and create a folder `postgres:`.
+/// Only the scheme is quoted back, so a password in the URL is never printed.
+fn sqlite_path(url: &str) -> Result<PathBuf, String> {
+    let path = match url_scheme(url) {
+        None => url,
+        Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => &url[scheme.len() + 3..],
+        Some(scheme) => {
+            return Err(format!(
+            "--database-url: agentdeck keeps its data in SQLite and does not speak {scheme}://; \
+                 pass a SQLite file path (e.g. ~/agentdeck.db) or sqlite://PATH"
+        ))
+        }
+    };
+    if path.trim().is_empty() {
+        return Err(
+            "--database-url is empty: pass a SQLite file path (e.g. ~/agentdeck.db)".into(),
+        );
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The scheme `url` starts with, if it looks like one (`^[a-zA-Z][a-zA-Z0-9+.-]*://`).
+fn url_scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    let valid = first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'));
+    valid.then_some(scheme)
+}
+
+/// The default database file. Without a per-user data directory there is no
+/// private place to put it (a fixed path under /tmp would be predictable to
+/// every other user), so the user has to name one.
+fn default_database_path(data_dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    let dir = data_dir.ok_or(
+        "there is no per-user data directory to keep the database in ($HOME and $XDG_DATA_HOME are unset): \
+         pass --database-url PATH",
+    )?;
+    Ok(dir.join("agentdeck").join("agentdeck.db"))
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +151,55 @@ pub struct ServeArgs {
         default_value_t = 1800
     )]
     pub run_timeout: u64,
+
+    /// Runs in progress at once across all sessions; a message sent beyond
+    /// it is refused with 429.
+    #[arg(
+        long,
+        env = "AGENTDECK_MAX_RUNS",
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_RUNS,
+        value_parser = at_least_one()
+    )]
+    pub max_runs: usize,
+
+    /// Live event streams open at once (every open page holds one); one
+    /// beyond it is refused with 503 and `Retry-After`.
+    #[arg(
+        long,
+        env = "AGENTDECK_MAX_STREAMS",
+        value_name = "N",
+        default_value_t = 4096,
+        value_parser = at_least_one()
+    )]
+    pub max_streams: usize,
+
+    /// Live event streams open at once from one client address.
+    #[arg(
+        long,
+        env = "AGENTDECK_MAX_STREAMS_PER_CLIENT",
+        value_name = "N",
+        default_value_t = 256,
+        value_parser = at_least_one()
+    )]
+    pub max_streams_per_client: usize,
+
+    /// Seconds a client may take to send a request's headers, and to start
+    /// its next request on a kept-alive connection; slower connections are
+    /// closed (a slowloris client cannot hold connections open).
+    #[arg(
+        long,
+        env = "AGENTDECK_HEADER_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_timeout: u64,
+}
+
+/// A count limit: zero would refuse everything, so it is not accepted.
+fn at_least_one() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(1..)
 }
 
 impl ServeArgs {
@@ -115,6 +209,7 @@ impl ServeArgs {
             claude_bin: self.claude_bin.clone(),
             codex_bin: self.codex_bin.clone(),
             run_timeout: Duration::from_secs(self.run_timeout),
+            max_runs: self.max_runs,
             ..RunnerConfig::default()
         }
     }
@@ -152,7 +247,67 @@ mod tests {
         };
         assert_eq!(args.bind.to_string(), "127.0.0.1");
         assert_eq!(args.port, 3000);
-        assert!(args.data.database_url().ends_with("agentdeck.db"));
+        assert!(args.data.database_path().unwrap().ends_with("agentdeck.db"));
+        assert_eq!(args.max_runs, DEFAULT_MAX_RUNS);
+        assert_eq!(args.runner_config().max_runs, DEFAULT_MAX_RUNS);
+        assert_eq!((args.max_streams, args.max_streams_per_client), (4096, 256));
+        assert_eq!(args.header_timeout, 10);
+    }
+
+    #[test]
+    fn limits_of_zero_are_refused() {
+        for flag in [
+            "--max-runs",
+            "--max-streams",
+            "--max-streams-per-client",
+            "--header-timeout",
+        ] {
+            let parsed = Cli::try_parse_from(["agentdeck", "serve", flag, "0"]);
+            assert!(parsed.is_err(), "{flag} 0 was accepted");
+        }
+    }
+
+    #[test]
+    fn database_urls_are_sqlite_paths_or_refused_by_scheme() {
+        let path = |url: &str| sqlite_path(url).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(path("/data/agentdeck.db").unwrap(), "/data/agentdeck.db");
+        assert_eq!(path("rel/x.db").unwrap(), "rel/x.db");
+        assert_eq!(path("sqlite:///data/x.db").unwrap(), "/data/x.db");
+        assert_eq!(path("sqlite://x.db").unwrap(), "x.db");
+        assert_eq!(path("SQLite://x.db").unwrap(), "x.db");
+        // Not a scheme: SQLite paths and URIs without `://` are SQLite's to read.
+        assert_eq!(path("file:x.db?mode=rwc").unwrap(), "file:x.db?mode=rwc");
+        assert_eq!(path("./a://b").unwrap(), "./a://b");
+        assert_eq!(path("1x://b").unwrap(), "1x://b");
+
+        for (url, scheme) in [
+            ("postgres://u:secret@h/db", "postgres://"),
+            ("mysql://root:pw@localhost/agentdeck", "mysql://"),
+            ("http://example.com/db", "http://"),
+            ("postgresql+psycopg://u@h/db", "postgresql+psycopg://"),
+            ("file:///tmp/x.db", "file://"),
+        ] {
+            let err = path(url).unwrap_err();
+            assert!(err.contains(scheme), "{url}: {err}");
+            assert!(err.contains("SQLite file path"), "{url}: {err}");
+            assert!(
+                !err.contains("secret") && !err.contains("pw@"),
+                "{url}: {err}"
+            );
+        }
+        assert!(path("").unwrap_err().contains("empty"));
+        assert!(path("sqlite://").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn without_a_data_directory_the_database_must_be_named() {
+        let err = default_database_path(None).unwrap_err();
+        assert!(err.contains("--database-url"), "{err}");
+        let path = default_database_path(Some(PathBuf::from("/home/u/.local/share"))).unwrap();
+        assert_eq!(
+            path,
+            PathBuf::from("/home/u/.local/share/agentdeck/agentdeck.db")
+        );
     }
 
     #[test]
@@ -177,6 +332,14 @@ mod tests {
             "--run-timeout",
             "--claude-projects",
             "AGENTDECK_CODEX_SESSIONS",
+            "--max-runs",
+            "AGENTDECK_MAX_RUNS",
+            "--max-streams",
+            "AGENTDECK_MAX_STREAMS",
+            "--max-streams-per-client",
+            "AGENTDECK_MAX_STREAMS_PER_CLIENT",
+            "--header-timeout",
+            "AGENTDECK_HEADER_TIMEOUT",
         ] {
             assert!(help.contains(needle), "help lacks {needle}:\n{help}");
         }

@@ -11,16 +11,48 @@ mod routes;
 
 use app::{db::Db, run::runner::Runner};
 use app::{project, sync::scan::Syncer};
-use axum::serve::ListenerExt;
+use axum::{extract::ConnectInfo, Extension, Router};
 use clap::Parser;
 use cli::{Cli, Command, DataArgs, ServeArgs, SyncArgs};
+use events::StreamLimits;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
 use leptos::config::{Env, LeptosOptions};
-use std::{net::SocketAddr, path::Path, sync::Arc};
-use tokio::net::TcpSocket;
+use nix::sys::{
+    resource::{getrlimit, setrlimit, Resource},
+    stat::{umask, Mode},
+};
+use std::{
+    fs::Permissions,
+    future::Future,
+    io,
+    net::SocketAddr,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+use tokio::net::{TcpListener, TcpSocket};
+use tower::Layer;
 
 /// Pending connections the listener queues: enough for a reconnect storm
 /// of many browser tabs after a restart (tokio's default is 128).
 const LISTEN_BACKLOG: u32 = 1024;
+
+/// Largest request head (request line and headers) read from a client;
+/// beyond it the answer is 431. Browsers send a few KiB. (hyper's
+/// `max_buf_size` alone is not a bound: it is only checked while a head is
+/// incomplete, and one read can bring in a whole larger head.)
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Most headers in one request (hyper's default, stated here as a limit).
+const MAX_HEADERS: usize = 100;
+
+/// How long a stopping server waits for requests in flight to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// A startup failure: printed as one line, exit status 1.
 struct Fatal(String);
@@ -41,9 +73,12 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    // Everything agentdeck creates (its data directory, the database, the
+    // token) is private to this user: directories 0700, files 0600.
+    let user_umask = umask(Mode::from_bits_truncate(0o077));
     let Cli { command } = Cli::parse();
     let result = match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args, user_umask).await,
         Command::Sync(args) => sync(args).await,
     };
     match result {
@@ -55,17 +90,42 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// Opens the database the flags point at.
+/// Opens the database the flags point at (created if missing, under the
+/// private umask).
 async fn open_db(data: &DataArgs) -> Result<Db, Fatal> {
-    let database_url = data.database_url();
+    let path = data.database_path()?;
+    make_private(&path);
+    let database = path.to_string_lossy().into_owned();
     let db = tokio::task::spawn_blocking({
-        let url = database_url.clone();
-        move || Db::open(&url)
+        let database = database.clone();
+        move || Db::open(&database)
     })
     .await?
-    .map_err(|err| Fatal(format!("{err} ({database_url})")))?;
-    tracing::info!(database = %database_url, "database ready");
+    .map_err(|err| Fatal(format!("{err} ({database})")))?;
+    tracing::info!(%database, "database ready");
     Ok(db)
+}
+
+/// Makes an existing database file readable by this user only (one made by
+/// an older agentdeck may be 0644). SQLite gives the `-wal` and `-shm` files
+/// it creates the database file's mode; existing ones are fixed here too.
+fn make_private(database: &Path) {
+    let mut files = vec![database.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    for file in files {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            if let Err(err) = std::fs::set_permissions(&file, Permissions::from_mode(0o600)) {
+                tracing::warn!(file = %file.display(), %err, "cannot make the database private to this user");
+            }
+        }
+    }
 }
 
 /// `agentdeck sync`: imports transcripts for one project or all, prints a summary per project.
@@ -103,7 +163,8 @@ async fn sync(args: SyncArgs) -> Result<(), Fatal> {
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> Result<(), Fatal> {
+async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
+    raise_open_files_limit();
     let db = open_db(&args.data).await?;
     let syncer = Syncer::new(db.clone(), args.data.sync_config());
 
@@ -145,7 +206,6 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
         .env(Env::PROD)
         .build();
 
-    println!("agentdeck listening on http://{local}");
     let hub = db.hub().clone();
     let app = routes::router(
         db,
@@ -153,34 +213,126 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
         syncer,
         options,
         args.bind.is_loopback(),
-    );
-    // Live events are small writes: without TCP_NODELAY, Nagle's algorithm
-    // holds them back waiting for ACKs.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // `into_make_service`: each connection gets a cheap clone of the router.
-    // Served as a plain `Router`, axum rebuilds the whole route table for
-    // every connection (~35 KiB each here), which open live pages hold.
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("stopping: interrupting runs in progress");
-            runner.shutdown().await;
-            hub.close();
-        })
-        .await?;
+    )
+    .layer(Extension(StreamLimits::new(
+        args.max_streams,
+        args.max_streams_per_client,
+    )));
+
+    // Agents run with the user's own umask: the files they make in a
+    // project are the user's, not agentdeck's private data.
+    umask(user_umask);
+    let stop = shutdown_signal()?;
+    println!("agentdeck listening on http://{local}");
+    let header_timeout = Duration::from_secs(args.header_timeout);
+    let connections = accept(listener, app, header_timeout, stop).await;
+    tracing::info!("stopping: interrupting runs in progress");
+    runner.shutdown().await;
+    hub.close();
+    // Event streams end with the hub; other requests get a moment to finish.
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("closing connections still busy after {SHUTDOWN_GRACE:?}");
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term.recv() => {},
+/// Serves connections until Ctrl-C or SIGTERM, then stops accepting and
+/// returns the connections still open, for a graceful stop.
+///
+/// Each connection is HTTP/1.1 (browsers speak HTTP/2 only over TLS) with
+/// bounds `axum::serve` does not offer: the request head must arrive within
+/// `header_timeout` and fit in [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`], so a slowloris client
+/// cannot hold connections open. hyper starts that timer whenever it waits
+/// for a request head: on a new connection and again after each response on
+/// a kept-alive one, so it is the idle timeout too. While a response is being
+/// sent (an event stream) no head is awaited and the timer does not run.
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    stop: impl Future<Output = ()>,
+) -> GracefulShutdown {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
+    let connections = GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    accept_failed(err).await;
+                    continue;
+                }
+            },
+            () = &mut stop => return connections,
+        };
+        // Live events are small writes: without TCP_NODELAY, Nagle's
+        // algorithm holds them back waiting for ACKs.
+        let _ = tcp.set_nodelay(true);
+        // A cheap clone of the router (an `Arc`) per connection, carrying the
+        // peer's address for handlers. (Serving a plain `Router` through
+        // `axum::serve` rebuilt the whole route table for every connection,
+        // ~35 KiB each here, which open live pages hold.)
+        let service = Extension(ConnectInfo(peer)).layer(app.clone());
+        let connection =
+            http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, %err, "connection closed");
+            }
+        });
     }
+}
+
+/// A failed `accept`: a client that gave up is no concern; anything else
+/// (out of file descriptors) is logged and retried after a pause, since
+/// connections closing will free what is missing.
+async fn accept_failed(err: io::Error) {
+    if matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%err, "cannot accept a connection; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Raises the soft limit on open files to the hard one: every open page
+/// holds a connection, and the usual soft limit (1024) would refuse new
+/// ones near a thousand pages.
+fn raise_open_files_limit() {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(err) => tracing::debug!(limit = soft, %err, "cannot raise the open files limit"),
+        },
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open files limit"),
+        Err(err) => tracing::debug!(%err, "cannot read the open files limit"),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed at once, so a
+/// signal that arrives before the future is first polled still counts.
+fn shutdown_signal() -> Result<impl Future<Output = ()>, Fatal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+    })
 }
