@@ -1,9 +1,19 @@
 //! The command line: `agentdeck serve` and its settings, each also readable
 //! from an `AGENTDECK_*` environment variable.
 
+use crate::access::Secret;
 use app::{run::runner::RunnerConfig, sync::scan::SyncConfig};
-use clap::{Args, Parser, Subcommand};
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use clap::{
+    builder::{BoolishValueParser, TypedValueParser},
+    error::ErrorKind,
+    Args, Parser, Subcommand,
+};
+use std::{
+    ffi::OsStr,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 /// A live dashboard for coding-agent sessions.
 #[derive(Debug, Parser)]
@@ -19,6 +29,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Import sessions from Claude Code and Codex transcripts, then exit.
     Sync(SyncArgs),
+    /// Print the stored access token (creating it if missing), or replace it.
+    Token(TokenArgs),
 }
 
 /// Where the data lives: shared by every command.
@@ -51,6 +63,16 @@ impl DataArgs {
         })
     }
 
+    /// The directory holding the database, where the token files live too.
+    pub fn data_dir(&self) -> PathBuf {
+        let url = self.database_url();
+        let path = url.strip_prefix("sqlite://").unwrap_or(&url);
+        match Path::new(path).parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    }
+
     /// Where transcripts are read from.
     pub fn sync_config(&self) -> SyncConfig {
         let defaults = SyncConfig::default();
@@ -72,9 +94,103 @@ pub struct SyncArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Replace the stored token with a new one; the old one keeps working
+    /// until the server restarts.
+    #[arg(long)]
+    pub rotate: bool,
+
+    /// The read-only token (views everything, changes nothing) instead of the full one.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+/// Who may use the server. Token values are never shown in `--help` or logs.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Access token every request must carry (Authorization: Bearer, or the
+    /// login cookie) [default: none on loopback; on any other address a
+    /// random one, stored in <data dir>/token and printed at start].
+    #[arg(
+        long,
+        env = "AGENTDECK_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        value_parser = SecretParser
+    )]
+    pub token: Option<Secret>,
+
+    /// Require a token on loopback too (shared machines, ssh forwards,
+    /// containers): any local user can reach 127.0.0.1.
+    #[arg(
+        long,
+        env = "AGENTDECK_REQUIRE_TOKEN",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub require_token: bool,
+
+    /// A second token that views everything live and changes nothing
+    /// [default: <data dir>/read-only-token if `agentdeck token --read-only` made one].
+    #[arg(
+        long,
+        env = "AGENTDECK_READ_ONLY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        value_parser = SecretParser
+    )]
+    pub read_only_token: Option<Secret>,
+
+    /// Another host name (or address) browsers may use to reach this server,
+    /// e.g. the machine's DNS name; repeatable. Loopback names and the bound
+    /// address are always allowed; other names are refused (DNS rebinding).
+    #[arg(
+        long = "allowed-host",
+        env = "AGENTDECK_ALLOWED_HOSTS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Parses a token without ever echoing it: clap's own errors quote the
+/// value, which would put a secret on the terminal and into logs.
+#[derive(Clone)]
+struct SecretParser;
+
+impl TypedValueParser for SecretParser {
+    type Value = Secret;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Secret, clap::Error> {
+        let flag = arg.map(|a| a.to_string()).unwrap_or_else(|| "token".into());
+        value
+            .to_str()
+            .ok_or("it is not valid UTF-8".to_owned())
+            .and_then(|v| Secret::new(v.to_owned()))
+            .map_err(|reason| {
+                clap::Error::raw(
+                    ErrorKind::ValueValidation,
+                    format!("invalid {flag}: {reason}\n"),
+                )
+                .with_cmd(cmd)
+            })
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataArgs,
+
+    #[command(flatten)]
+    pub access: AccessArgs,
 
     /// Address to listen on. The server runs commands for whoever can reach
     /// it, so it listens on loopback only unless told otherwise.
@@ -156,6 +272,67 @@ mod tests {
     }
 
     #[test]
+    fn tokens_never_show_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "agentdeck",
+            "serve",
+            "--token",
+            "0123456789abcdef-full",
+            "--read-only-token",
+            "0123456789abcdef-view",
+            "--allowed-host",
+            "pi.local,deck.example",
+            "--allowed-host",
+            "10.0.0.7",
+        ])
+        .unwrap();
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("0123456789abcdef"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.access.token.unwrap().expose(), "0123456789abcdef-full");
+        assert_eq!(
+            args.access.allowed_hosts,
+            ["pi.local", "deck.example", "10.0.0.7"]
+        );
+    }
+
+    #[test]
+    fn a_weak_or_unusable_token_is_refused_with_the_reason() {
+        for bad in [
+            "short",
+            "has space in it 0123456789",
+            "semi;colon0123456789",
+        ] {
+            let err = Cli::try_parse_from(["agentdeck", "serve", "--token", bad]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("token"), "{text}");
+            assert!(!text.contains(bad), "the error echoes the secret: {text}");
+        }
+    }
+
+    #[test]
+    fn token_command_takes_rotate_and_read_only() {
+        let cli = Cli::try_parse_from(["agentdeck", "token", "--rotate", "--read-only"]).unwrap();
+        let Command::Token(args) = cli.command else {
+            panic!("not token")
+        };
+        assert!(args.rotate && args.read_only);
+    }
+
+    #[test]
+    fn the_data_dir_is_the_database_folder() {
+        let cli =
+            Cli::try_parse_from(["agentdeck", "sync", "--database-url", "/srv/deck/a.db"]).unwrap();
+        let Command::Sync(args) = cli.command else {
+            panic!("not sync")
+        };
+        assert_eq!(args.data.data_dir(), Path::new("/srv/deck"));
+    }
+
+    #[test]
     fn help_explains_every_flag_and_its_environment_variable() {
         let mut cmd = Cli::command();
         let help = cmd
@@ -177,6 +354,14 @@ mod tests {
             "--run-timeout",
             "--claude-projects",
             "AGENTDECK_CODEX_SESSIONS",
+            "--token",
+            "AGENTDECK_TOKEN",
+            "--require-token",
+            "AGENTDECK_REQUIRE_TOKEN",
+            "--read-only-token",
+            "AGENTDECK_READ_ONLY_TOKEN",
+            "--allowed-host",
+            "AGENTDECK_ALLOWED_HOSTS",
         ] {
             assert!(help.contains(needle), "help lacks {needle}:\n{help}");
         }

@@ -4,16 +4,19 @@
 // Leptos view types nest deeply; their async rendering needs more than 128.
 #![recursion_limit = "256"]
 
+mod access;
 mod api;
 mod cli;
 mod events;
 mod routes;
 
+use access::TokenStore;
+use app::access::Access;
 use app::{db::Db, run::runner::Runner};
 use app::{project, sync::scan::Syncer};
 use axum::serve::ListenerExt;
 use clap::Parser;
-use cli::{Cli, Command, DataArgs, ServeArgs, SyncArgs};
+use cli::{Cli, Command, DataArgs, ServeArgs, SyncArgs, TokenArgs};
 use leptos::config::{Env, LeptosOptions};
 use std::{net::SocketAddr, path::Path, sync::Arc};
 use tokio::net::TcpSocket;
@@ -45,6 +48,7 @@ async fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Serve(args) => serve(args).await,
         Command::Sync(args) => sync(args).await,
+        Command::Token(args) => token(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -103,6 +107,30 @@ async fn sync(args: SyncArgs) -> Result<(), Fatal> {
     Ok(())
 }
 
+/// `agentdeck token`: prints the stored token, made first if missing, or a
+/// new one replacing it.
+fn token(args: TokenArgs) -> Result<(), Fatal> {
+    let store = TokenStore::new(args.data.data_dir());
+    let kind = if args.read_only {
+        Access::ReadOnly
+    } else {
+        Access::Full
+    };
+    let token = if args.rotate {
+        store.rotate(kind)?
+    } else {
+        store.load_or_create(kind)?
+    };
+    println!("{}", token.expose());
+    if args.rotate {
+        eprintln!(
+            "agentdeck: new token stored in {}; restart the server to use it (the old one works until then)",
+            store.path(kind).display()
+        );
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Fatal> {
     let db = open_db(&args.data).await?;
     let syncer = Syncer::new(db.clone(), args.data.sync_config());
@@ -144,15 +172,12 @@ async fn serve(args: ServeArgs) -> Result<(), Fatal> {
         .env(Env::PROD)
         .build();
 
+    let access = access::configure(&args.access, &TokenStore::new(args.data.data_dir()), local)?;
+
     println!("agentdeck listening on http://{local}");
+    access.announce(local);
     let hub = db.hub().clone();
-    let app = routes::router(
-        db,
-        Arc::clone(&runner),
-        syncer,
-        options,
-        args.bind.is_loopback(),
-    );
+    let app = routes::router(db, Arc::clone(&runner), syncer, options, access.guard);
     // Live events are small writes: without TCP_NODELAY, Nagle's algorithm
     // holds them back waiting for ACKs.
     let listener = listener.tap_io(|tcp| {
