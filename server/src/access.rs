@@ -375,6 +375,26 @@ impl Configured {
         } else {
             local
         };
+        // Warnings first: a script reading the links has them by then.
+        for (access, _) in &self.stored {
+            match access {
+                Access::Full => eprintln!(
+                    "agentdeck: WARNING: anyone holding the login link or token below can run \
+                     commands on this machine as this user. Keep it secret; \
+                     `agentdeck token --rotate` replaces it (then restart)."
+                ),
+                Access::ReadOnly => eprintln!(
+                    "agentdeck: the read-only link below shows every session and its output; \
+                     keep it as secret as what your agents print."
+                ),
+            }
+        }
+        if everywhere {
+            eprintln!(
+                "agentdeck: listening on every interface: from another machine use this machine's \
+                 address instead of 127.0.0.1; to use a host name, start with --allowed-host NAME."
+            );
+        }
         let mut out = io::stdout().lock();
         for (access, token) in &self.stored {
             let label = match access {
@@ -389,16 +409,6 @@ impl Configured {
             );
         }
         let _ = out.flush();
-        eprintln!(
-            "agentdeck: WARNING: anyone holding the login link or token can run commands on this \
-             machine as this user. Keep it secret; `agentdeck token --rotate` replaces it (then restart)."
-        );
-        if everywhere {
-            eprintln!(
-                "agentdeck: listening on every interface: from another machine use this machine's \
-                 address instead of 127.0.0.1; to use a host name, start with --allowed-host NAME."
-            );
-        }
     }
 }
 
@@ -568,8 +578,9 @@ pub async fn authenticate(
         let access = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|token| tokens.access_for(token.trim()));
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .and_then(|(_, token)| tokens.access_for(token.trim()));
         match access {
             Some(access) => access,
             None => return unauthorized(for_scripts, &request, "the bearer token is not valid"),

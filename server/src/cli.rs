@@ -144,8 +144,9 @@ pub struct AccessArgs {
     pub read_only_token: Option<Secret>,
 
     /// Another host name (or address) browsers may use to reach this server,
-    /// e.g. the machine's DNS name; repeatable. Loopback names and the bound
-    /// address are always allowed; other names are refused (DNS rebinding).
+    /// e.g. the machine's DNS name; repeatable (comma-separated in the
+    /// environment). Loopback names and the bound address are always
+    /// allowed; other names are refused (DNS rebinding).
     #[arg(
         long = "allowed-host",
         env = "AGENTDECK_ALLOWED_HOSTS",
@@ -189,9 +190,6 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataArgs,
 
-    #[command(flatten)]
-    pub access: AccessArgs,
-
     /// Address to listen on. The server runs commands for whoever can reach
     /// it, so it listens on loopback only unless told otherwise.
     #[arg(long, env = "AGENTDECK_BIND", default_value = "127.0.0.1")]
@@ -222,6 +220,9 @@ pub struct ServeArgs {
         default_value_t = 1800
     )]
     pub run_timeout: u64,
+
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 impl ServeArgs {

@@ -62,7 +62,8 @@ impl Server {
             .trim()
             .strip_prefix("agentdeck listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
+            // Bound to every interface: connect through loopback.
+            .replace("0.0.0.0:", "127.0.0.1:");
         Self {
             child,
             addr,
