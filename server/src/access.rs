@@ -34,6 +34,7 @@ use std::{
     fs::{DirBuilder, OpenOptions},
     io::{self, Read, Write},
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    ops::ControlFlow::{self, Break, Continue},
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     sync::Arc,
@@ -125,35 +126,26 @@ fn random_hex<const N: usize>() -> Result<String, getrandom::Error> {
 }
 
 /// Why access could not be set up.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum AccessError {
+    #[error("cannot make a token: the OS random number generator failed: {0}")]
     Random(getrandom::Error),
+    #[error("token file {}: {source}", path.display())]
     File { path: PathBuf, source: io::Error },
+    #[error(
+        "token file {path} can be read by other users (mode {mode:03o}): run `chmod 600 {path}`, \
+         or `agentdeck token --rotate` if it may have leaked",
+        path = path.display()
+    )]
     NotPrivate { path: PathBuf, mode: u32 },
+    #[error(
+        "token file {} does not hold a usable token ({reason}): \
+         replace it with `agentdeck token --rotate`",
+        path.display()
+    )]
     NotAToken { path: PathBuf, reason: String },
+    #[error("the read-only token must differ from the full token")]
     SameTokens,
-}
-
-impl fmt::Display for AccessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Random(err) => write!(f, "cannot make a token: the OS random number generator failed: {err}"),
-            Self::File { path, source } => write!(f, "token file {}: {source}", path.display()),
-            Self::NotPrivate { path, mode } => write!(
-                f,
-                "token file {} can be read by other users (mode {mode:03o}): run `chmod 600 {}`, \
-                 or `agentdeck token --rotate` if it may have leaked",
-                path.display(),
-                path.display()
-            ),
-            Self::NotAToken { path, reason } => write!(
-                f,
-                "token file {} does not hold a usable token ({reason}): replace it with `agentdeck token --rotate`",
-                path.display()
-            ),
-            Self::SameTokens => f.write_str("the read-only token must differ from the full token"),
-        }
-    }
 }
 
 /// The token files in the data directory: `token` for full access,
@@ -434,21 +426,19 @@ impl AllowedHosts {
             hosts.addrs.push(bound);
         }
         for name in extra {
-            let name = host_name(name.trim());
-            match name.parse::<IpAddr>() {
-                Ok(addr) => hosts.addrs.push(addr),
-                Err(_) if !name.is_empty() => hosts.names.push(name),
-                Err(_) => {}
+            match Host::parse(name.trim()) {
+                Host::Addr(addr) => hosts.addrs.push(addr),
+                Host::Name(name) if !name.is_empty() => hosts.names.push(name),
+                Host::Name(_) => {}
             }
         }
         hosts
     }
 
     fn allows(&self, host: &str) -> bool {
-        let name = host_name(host);
-        match name.parse::<IpAddr>() {
-            Ok(addr) => addr.is_loopback() || self.addrs.contains(&addr),
-            Err(_) => name == "localhost" || self.names.contains(&name),
+        match Host::parse(host) {
+            Host::Addr(addr) => addr.is_loopback() || self.addrs.contains(&addr),
+            Host::Name(name) => name == "localhost" || self.names.contains(&name),
         }
     }
 
@@ -460,7 +450,10 @@ impl AllowedHosts {
 /// The addresses of this machine's interfaces.
 fn interface_addrs() -> Vec<IpAddr> {
     let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
-        tracing::warn!("cannot list network interfaces: only loopback names and --allowed-host are accepted as Host");
+        tracing::warn!(
+            "cannot list network interfaces: only loopback names and --allowed-host \
+             are accepted as Host"
+        );
         return Vec::new();
     };
     interfaces
@@ -475,14 +468,29 @@ fn interface_addrs() -> Vec<IpAddr> {
         .collect()
 }
 
-/// The name part of a `Host` value, lowercased: no port, no brackets, no
-/// trailing dot.
-fn host_name(host: &str) -> String {
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
-    };
-    name.trim_end_matches('.').to_ascii_lowercase()
+/// What a `Host` value (or an `--allowed-host`) names.
+enum Host {
+    Addr(IpAddr),
+    /// Lowercased, without a trailing dot.
+    Name(String),
+}
+
+impl Host {
+    /// Reads `name`, `name:port`, `addr`, `addr:port`, `[v6]:port` or a bare
+    /// IPv6 address (as given on the command line).
+    fn parse(host: &str) -> Self {
+        if let Ok(addr) = host.parse() {
+            return Self::Addr(addr);
+        }
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.split(':').next().unwrap_or(""),
+        };
+        match name.parse() {
+            Ok(addr) => Self::Addr(addr),
+            Err(_) => Self::Name(name.trim_end_matches('.').to_ascii_lowercase()),
+        }
+    }
 }
 
 /// The host a request was addressed to: `Host`, or the authority of an
@@ -572,9 +580,25 @@ pub async fn authenticate(
     if path.starts_with("/pkg/") || path == LOGIN_PATH {
         return next.run(request).await;
     }
-    let for_scripts = is_data_path(path);
+    let access = match grant(tokens, &request) {
+        Continue(access) => access,
+        Break(answer) => return answer,
+    };
+    if !access.can_write() && !reads_only(request.method(), path) {
+        let body = Json(serde_json::json!({ "error": READ_ONLY_REFUSAL }));
+        return (StatusCode::FORBIDDEN, body).into_response();
+    }
+    request.extensions_mut().insert(access);
+    next.run(request).await
+}
 
-    let access = if let Some(value) = request.headers().get(header::AUTHORIZATION) {
+/// The access the request's credential grants (bearer header, else a
+/// login link on a page, else the login cookie), or the answer to send
+/// instead: a refusal, or for a valid login link the cookie and a redirect.
+fn grant(tokens: &Tokens, request: &Request) -> ControlFlow<Response, Access> {
+    let path = request.uri().path();
+    let for_scripts = is_data_path(path);
+    if let Some(value) = request.headers().get(header::AUTHORIZATION) {
         let access = value
             .to_str()
             .ok()
@@ -582,11 +606,15 @@ pub async fn authenticate(
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .and_then(|(_, token)| tokens.access_for(token.trim()));
         match access {
-            Some(access) => access,
-            None => return unauthorized(for_scripts, &request, "the bearer token is not valid"),
+            Some(access) => Continue(access),
+            None => Break(unauthorized(
+                for_scripts,
+                request,
+                "the bearer token is not valid",
+            )),
         }
     } else if let (false, &Method::GET, Some((token, rest))) =
-        (for_scripts, request.method(), token_in_query(&request))
+        (for_scripts, request.method(), token_in_query(request))
     {
         // A login link: swap the token for a cookie and drop it from the
         // URL, so it stays out of history and Referer.
@@ -595,36 +623,27 @@ pub async fn authenticate(
         } else {
             format!("{path}?{rest}")
         };
-        return match tokens.access_for(token) {
+        Break(match tokens.access_for(token) {
             Some(_) => signed_in(token, &target),
             None => login_page(
                 &target,
                 Some("That token is not valid."),
                 StatusCode::UNAUTHORIZED,
             ),
-        };
+        })
     } else {
         let mut cookies = login_cookies(request.headers()).peekable();
         let had_cookie = cookies.peek().is_some();
         match cookies.find_map(|token| tokens.access_for(token)) {
-            Some(access) => access,
-            None if had_cookie => {
-                return unauthorized(
-                    for_scripts,
-                    &request,
-                    "the saved token is no longer valid (it was replaced); sign in again",
-                )
-            }
-            None => return unauthorized(for_scripts, &request, ""),
+            Some(access) => Continue(access),
+            None if had_cookie => Break(unauthorized(
+                for_scripts,
+                request,
+                "the saved token is no longer valid (it was replaced); sign in again",
+            )),
+            None => Break(unauthorized(for_scripts, request, "")),
         }
-    };
-
-    if !access.can_write() && !reads_only(request.method(), path) {
-        let body = Json(serde_json::json!({ "error": READ_ONLY_REFUSAL }));
-        return (StatusCode::FORBIDDEN, body).into_response();
     }
-    request.extensions_mut().insert(access);
-    next.run(request).await
 }
 
 /// Whether scripts rather than people ask for this path (JSON errors, no login page).
@@ -928,7 +947,7 @@ mod tests {
     #[test]
     fn host_names_are_compared_without_port_case_or_brackets() {
         let hosts = AllowedHosts::new(
-            &["Deck.Example".into(), "10.1.2.3".into()],
+            &["Deck.Example".into(), "10.1.2.3".into(), "fd00::7".into()],
             "192.168.5.5".parse().unwrap(),
         );
         for allowed in [
@@ -940,6 +959,7 @@ mod tests {
             "DECK.EXAMPLE.:3000",
             "10.1.2.3:3000",
             "192.168.5.5",
+            "[fd00::7]:3000",
         ] {
             assert!(hosts.allows(allowed), "{allowed}");
         }
