@@ -49,7 +49,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // no timeout, so a busy page (a slow machine, a tab loading in
                 // the background) could stay unhydrated for good. Give every
                 // idle callback the 2 s backstop Leptos' full-hydration loader uses.
-                <script inner_html=IDLE_CALLBACK_BACKSTOP></script>
+                // The nonce lets it past the Content-Security-Policy.
+                <script nonce=leptos::nonce::use_nonce() inner_html=IDLE_CALLBACK_BACKSTOP></script>
                 <HydrationScripts options islands=true />
                 <MetaTags />
             </head>

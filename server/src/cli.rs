@@ -1,12 +1,17 @@
 //! The command line: `agentdeck serve` and its settings, each also readable
 //! from an `AGENTDECK_*` environment variable.
 
+use crate::access::Secret;
 use app::{
     run::runner::{RunnerConfig, DEFAULT_MAX_RUNS},
     sync::scan::SyncConfig,
 };
-use clap::{builder::RangedU64ValueParser, Args, Parser, Subcommand};
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use clap::{
+    builder::{BoolishValueParser, RangedU64ValueParser, TypedValueParser},
+    error::ErrorKind,
+    Args, Parser, Subcommand,
+};
+use std::{ffi::OsStr, net::IpAddr, path::PathBuf, time::Duration};
 
 /// A live dashboard for coding-agent sessions.
 #[derive(Debug, Parser)]
@@ -22,6 +27,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Import sessions from Claude Code and Codex transcripts, then exit.
     Sync(SyncArgs),
+    /// Print the stored access token (creating it if missing), or replace it.
+    Token(TokenArgs),
 }
 
 /// Where the data lives: shared by every command.
@@ -50,6 +57,15 @@ impl DataArgs {
             Some(url) => sqlite_path(url),
             None => default_database_path(dirs::data_dir()),
         }
+    }
+
+    /// The directory holding the database, where the token files live too.
+    pub fn data_dir(&self) -> Result<PathBuf, String> {
+        let path = self.database_path()?;
+        Ok(match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        })
     }
 
     /// Where transcripts are read from.
@@ -114,6 +130,98 @@ pub struct SyncArgs {
     /// Only this project (its directory); every project when omitted.
     #[arg(long, value_name = "PATH")]
     pub project: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Replace the stored token with a new one; the old one keeps working
+    /// until the server restarts.
+    #[arg(long)]
+    pub rotate: bool,
+
+    /// The read-only token (views everything, changes nothing) instead of the full one.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+/// Who may use the server. Token values are never shown in `--help` or logs.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Access token every request must carry (Authorization: Bearer, or the
+    /// login cookie) [default: none on loopback; on any other address a
+    /// random one, stored in <data dir>/token and printed at start].
+    #[arg(
+        long,
+        env = "AGENTDECK_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        value_parser = SecretParser
+    )]
+    pub token: Option<Secret>,
+
+    /// Require a token on loopback too (shared machines, ssh forwards,
+    /// containers): any local user can reach 127.0.0.1.
+    #[arg(
+        long,
+        env = "AGENTDECK_REQUIRE_TOKEN",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub require_token: bool,
+
+    /// A second token that views everything live and changes nothing
+    /// [default: <data dir>/read-only-token if `agentdeck token --read-only` made one].
+    #[arg(
+        long,
+        env = "AGENTDECK_READ_ONLY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        value_parser = SecretParser
+    )]
+    pub read_only_token: Option<Secret>,
+
+    /// Another host name (or address) browsers may use to reach this server,
+    /// e.g. the machine's DNS name; repeatable (comma-separated in the
+    /// environment). Loopback names and the bound address are always
+    /// allowed; other names are refused (DNS rebinding).
+    #[arg(
+        long = "allowed-host",
+        env = "AGENTDECK_ALLOWED_HOSTS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Parses a token without ever echoing it: clap's own errors quote the
+/// value, which would put a secret on the terminal and into logs.
+#[derive(Clone)]
+struct SecretParser;
+
+impl TypedValueParser for SecretParser {
+    type Value = Secret;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Secret, clap::Error> {
+        let flag = arg.map(|a| a.to_string()).unwrap_or_else(|| "token".into());
+        value
+            .to_str()
+            .ok_or("it is not valid UTF-8".to_owned())
+            .and_then(|v| Secret::new(v.to_owned()))
+            .map_err(|reason| {
+                clap::Error::raw(
+                    ErrorKind::ValueValidation,
+                    format!("invalid {flag}: {reason}\n"),
+                )
+                .with_cmd(cmd)
+            })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +303,9 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub header_timeout: u64,
+
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// A count limit: zero would refuse everything, so it is not accepted.
@@ -311,6 +422,70 @@ mod tests {
     }
 
     #[test]
+    fn tokens_never_show_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "agentdeck",
+            "serve",
+            "--token",
+            "0123456789abcdef-full",
+            "--read-only-token",
+            "0123456789abcdef-view",
+            "--allowed-host",
+            "pi.local,deck.example",
+            "--allowed-host",
+            "10.0.0.7",
+        ])
+        .unwrap();
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("0123456789abcdef"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.access.token.unwrap().expose(), "0123456789abcdef-full");
+        assert_eq!(
+            args.access.allowed_hosts,
+            ["pi.local", "deck.example", "10.0.0.7"]
+        );
+    }
+
+    #[test]
+    fn a_weak_or_unusable_token_is_refused_with_the_reason() {
+        for bad in [
+            "short",
+            "has space in it 0123456789",
+            "semi;colon0123456789",
+        ] {
+            let err = Cli::try_parse_from(["agentdeck", "serve", "--token", bad]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("token"), "{text}");
+            assert!(!text.contains(bad), "the error echoes the secret: {text}");
+        }
+    }
+
+    #[test]
+    fn token_command_takes_rotate_and_read_only() {
+        let cli = Cli::try_parse_from(["agentdeck", "token", "--rotate", "--read-only"]).unwrap();
+        let Command::Token(args) = cli.command else {
+            panic!("not token")
+        };
+        assert!(args.rotate && args.read_only);
+    }
+
+    #[test]
+    fn the_data_dir_is_the_database_folder() {
+        let cli =
+            Cli::try_parse_from(["agentdeck", "sync", "--database-url", "/srv/deck/a.db"]).unwrap();
+        let Command::Sync(args) = cli.command else {
+            panic!("not sync")
+        };
+        assert_eq!(
+            args.data.data_dir().unwrap(),
+            std::path::Path::new("/srv/deck")
+        );
+    }
+
+    #[test]
     fn help_explains_every_flag_and_its_environment_variable() {
         let mut cmd = Cli::command();
         let help = cmd
@@ -340,6 +515,14 @@ mod tests {
             "AGENTDECK_MAX_STREAMS_PER_CLIENT",
             "--header-timeout",
             "AGENTDECK_HEADER_TIMEOUT",
+            "--token",
+            "AGENTDECK_TOKEN",
+            "--require-token",
+            "AGENTDECK_REQUIRE_TOKEN",
+            "--read-only-token",
+            "AGENTDECK_READ_ONLY_TOKEN",
+            "--allowed-host",
+            "AGENTDECK_ALLOWED_HOSTS",
         ] {
             assert!(help.contains(needle), "help lacks {needle}:\n{help}");
         }

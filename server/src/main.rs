@@ -4,16 +4,19 @@
 // Leptos view types nest deeply; their async rendering needs more than 128.
 #![recursion_limit = "256"]
 
+mod access;
 mod api;
 mod cli;
 mod events;
 mod routes;
 
+use access::TokenStore;
+use app::access::Access;
 use app::{db::Db, run::runner::Runner};
 use app::{project, sync::scan::Syncer};
 use axum::{extract::ConnectInfo, Extension, Router};
 use clap::Parser;
-use cli::{Cli, Command, DataArgs, ServeArgs, SyncArgs};
+use cli::{Cli, Command, DataArgs, ServeArgs, SyncArgs, TokenArgs};
 use events::StreamLimits;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -80,6 +83,7 @@ async fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Serve(args) => serve(args, user_umask).await,
         Command::Sync(args) => sync(args).await,
+        Command::Token(args) => token(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -163,6 +167,30 @@ async fn sync(args: SyncArgs) -> Result<(), Fatal> {
     Ok(())
 }
 
+/// `agentdeck token`: prints the stored token, made first if missing, or a
+/// new one replacing it.
+fn token(args: TokenArgs) -> Result<(), Fatal> {
+    let store = TokenStore::new(args.data.data_dir().map_err(Fatal)?);
+    let kind = if args.read_only {
+        Access::ReadOnly
+    } else {
+        Access::Full
+    };
+    let token = if args.rotate {
+        store.rotate(kind)?
+    } else {
+        store.load_or_create(kind)?
+    };
+    println!("{}", token.expose());
+    if args.rotate {
+        eprintln!(
+            "agentdeck: new token stored in {}; restart the server to use it (the old one works until then)",
+            store.path(kind).display()
+        );
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
     raise_open_files_limit();
     let db = open_db(&args.data).await?;
@@ -206,13 +234,18 @@ async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
         .env(Env::PROD)
         .build();
 
+    let access = access::configure(
+        &args.access,
+        &TokenStore::new(args.data.data_dir().map_err(Fatal)?),
+        local,
+    )?;
     let hub = db.hub().clone();
     let app = routes::router(
         db,
         Arc::clone(&runner),
         syncer,
         options,
-        args.bind.is_loopback(),
+        access.guard.clone(),
     )
     .layer(Extension(StreamLimits::new(
         args.max_streams,
@@ -224,6 +257,7 @@ async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
     umask(user_umask);
     let stop = shutdown_signal()?;
     println!("agentdeck listening on http://{local}");
+    access.announce(local);
     let header_timeout = Duration::from_secs(args.header_timeout);
     let connections = accept(listener, app, header_timeout, stop).await;
     tracing::info!("stopping: interrupting runs in progress");

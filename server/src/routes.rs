@@ -2,13 +2,14 @@
 //! static files, and the layers every request goes through.
 
 use crate::{
+    access::{self, Guard},
     api::{self, ApiState},
     events,
 };
 use app::{db::Db, error::AppError, run::runner::Runner, shell, sync::scan::Syncer, App};
 use axum::{
     extract::{DefaultBodyLimit, Request},
-    http::{header, Method, StatusCode},
+    http::{header, HeaderValue, Method},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -19,7 +20,9 @@ use leptos::{
 };
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::sync::Arc;
-use tower_http::{compression::CompressionLayer, trace::TraceLayer};
+use tower_http::{
+    compression::CompressionLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+};
 
 /// Largest request body accepted (a message is at most 100 kB; the rest is headroom
 /// so an oversized message gets a clear 413 from the domain check).
@@ -31,7 +34,7 @@ pub fn router(
     runner: Arc<Runner>,
     syncer: Arc<Syncer>,
     options: LeptosOptions,
-    loopback_only: bool,
+    guard: Arc<Guard>,
 ) -> Router {
     let routes = generate_route_list(App);
     let context = {
@@ -40,6 +43,7 @@ pub fn router(
             provide_context(db.clone());
             provide_context(Arc::clone(&runner));
             provide_context(Arc::clone(&syncer));
+            access::provide_request_context();
         }
     };
     let api_state = ApiState { db, runner };
@@ -57,68 +61,49 @@ pub fn router(
         .layer(CompressionLayer::new());
     // The event stream is left out of compression: it is never compressed,
     // yet the layer's body would still cost memory for every open page.
+    // Layers run outermost (last) first: headers every answer gets, then
+    // Host allow-list → authentication → cross-site check → handlers.
     Router::new()
         .route("/api/events", get(events::events))
         .with_state(api_state)
         .merge(pages)
-        .layer(middleware::from_fn(refuse_cross_origin_writes))
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            refuse_foreign_hosts(loopback_only, request, next)
-        }))
+        .merge(access::login_routes(Arc::clone(&guard)))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&guard),
+            access::refuse_cross_site_writes,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&guard),
+            access::authenticate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            guard,
+            access::refuse_foreign_hosts,
+        ))
+        .layer(middleware::from_fn(access::content_security_policy))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            access::no_store_for_data,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
-}
-
-/// On loopback, only requests addressed to a loopback name are served: a
-/// hostile page that rebinds its own domain to 127.0.0.1 (DNS rebinding)
-/// still sends its domain as `Host`, and is refused.
-async fn refuse_foreign_hosts(loopback_only: bool, request: Request, next: Next) -> Response {
-    if loopback_only {
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        let name = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => host.split(':').next().unwrap_or(""),
-        };
-        if !matches!(name, "localhost" | "127.0.0.1" | "::1") {
-            let body = axum::Json(serde_json::json!({
-                "error": format!("refused: this server answers to localhost only, not {host:?}")
-            }));
-            return (StatusCode::FORBIDDEN, body).into_response();
-        }
-    }
-    next.run(request).await
-}
-
-/// The server runs commands, so a page on another site must not be able to
-/// make it do anything: a state-changing request whose `Origin` is not this
-/// server is refused (CSRF). Scripts that send no `Origin` are unaffected.
-async fn refuse_cross_origin_writes(request: Request, next: Next) -> Response {
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if !safe {
-        let headers = request.headers();
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin_host = origin
-                .to_str()
-                .ok()
-                .and_then(|o| o.split_once("://"))
-                .map(|(_, host)| host);
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-            if origin_host.is_none() || origin_host != host {
-                let body = axum::Json(serde_json::json!({
-                    "error": "cross-origin request refused: agentdeck only accepts changes from its own pages"
-                }));
-                return (StatusCode::FORBIDDEN, body).into_response();
-            }
-        }
-    }
-    next.run(request).await
+        // Spans name the path only: a query may carry a login token.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        )
 }
 
 /// A form posted without JavaScript that a server function refused would
