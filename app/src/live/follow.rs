@@ -48,9 +48,11 @@ pub struct Follower {
 }
 
 /// Starts following `scope` from just after `since`, or from the current
-/// end of the change log when `since` is `None` (never a replay of all history). [`Follower::next`]
-/// yields changes in `seq` order, each exactly once, interleaved with live
-/// output lines (for a session scope). It subscribes to the hub here, before
+/// end of the change log when `since` is `None` (never a replay of all
+/// history). [`Follower::next`] yields changes in `seq` order, each exactly
+/// once, interleaved with live output lines (for a session scope); where
+/// more than [`MAX_REPLAY`] changes wait, one [`LiveEvent::Reset`] stands
+/// in for them. It subscribes to the hub here, before
 /// anything is read from the database, so no change falls in between.
 pub fn follow(db: Db, scope: Scope, since: Option<i32>) -> Follower {
     let changes = db.hub().subscribe_changes();
