@@ -115,8 +115,8 @@ impl Scope {
     }
 }
 
-/// One message on the stream, as `{"change": {...}}`, `{"output": {...}}` or
-/// `{"sync_progress": {...}}`. Externally tagged: an internal `"type"` tag
+/// One message on the stream, as `{"change": {...}}`, `{"output": {...}}`,
+/// `{"sync_progress": {...}}` or `{"reset": {...}}`. Externally tagged: an internal `"type"` tag
 /// makes serde buffer each event and decode it twice over, which costs the
 /// WASM bundle a second decoder for every type inside.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +136,10 @@ pub enum LiveEvent {
         scanned: usize,
         total: usize,
     },
+    /// The page was too far behind to replay what it missed (more than
+    /// `follow::MAX_REPLAY` changes): it must reload its snapshot. The
+    /// stream goes on live after `seq`, the change log's end at the time.
+    Reset { seq: i32 },
 }
 
 impl LiveEvent {
@@ -155,10 +159,11 @@ impl LiveEvent {
         }
     }
 
-    /// The change-log position, for changes.
+    /// The change-log position, for changes and resets.
     pub fn seq(&self) -> Option<i32> {
         match self {
             Self::Change { change, .. } => Some(change.seq),
+            Self::Reset { seq } => Some(*seq),
             Self::Output { .. } | Self::SyncProgress { .. } => None,
         }
     }

@@ -83,21 +83,46 @@ pub struct Message {
     pub created_at: i64,
 }
 
-/// Everything the session page shows.
+/// Messages in one page of a session's history (with the runs they started).
+pub const MESSAGES_PER_PAGE: usize = 100;
+/// Timeline entries in one page of a session's history.
+pub const TRANSITIONS_PER_PAGE: usize = 200;
+
+/// Where a page of a session's history ends: the newest messages and
+/// timeline entries before these positions, or the newest of all when
+/// `None`. Each page's first id or seq is the next page's cursor, so paging
+/// back neither skips nor repeats anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Before {
+    /// Messages (and their runs) with a smaller id than this.
+    pub message: Option<i32>,
+    /// Timeline entries with a smaller `seq` than this.
+    pub transition: Option<i32>,
+}
+
+/// What the session page shows: the session and one page of its history
+/// (a long-running session has far more than a page should carry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionDetail {
     pub project: Project,
     pub session: Session,
+    /// At most [`MESSAGES_PER_PAGE`], oldest first.
     pub messages: Vec<Message>,
+    /// The runs started by the user messages among `messages`, oldest first.
     pub runs: Vec<Run>,
+    /// At most [`TRANSITIONS_PER_PAGE`] state changes, oldest first.
     pub transitions: Vec<Transition>,
+    /// Whether older messages exist (page back with `before` = the first id).
+    pub has_earlier: bool,
+    /// Whether older timeline entries exist (page back with the first seq).
+    pub has_earlier_transitions: bool,
     /// The change-log position this snapshot is consistent with.
     pub seq: i32,
 }
 
-/// What the session page's island shows: the state and the conversation,
-/// each user message with a one-line summary of its run. Kept small because
-/// it is what the browser downloads and decodes.
+/// What the session page's island shows: the state and a page of the
+/// conversation, each user message with a one-line summary of its run.
+/// Kept small because it is what the browser downloads and decodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     /// The change-log position this snapshot reflects: the page applies it
@@ -105,12 +130,17 @@ pub struct Conversation {
     pub seq: i32,
     pub state: SessionState,
     pub error_message: Option<String>,
+    /// Oldest first.
     pub entries: Vec<ConversationEntry>,
+    /// Whether the session has messages before the first entry.
+    pub has_earlier: bool,
 }
 
 /// One message in a [`Conversation`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationEntry {
+    /// The message's id: its place in the conversation and the paging cursor.
+    pub id: i32,
     pub role: Role,
     pub content: String,
     /// For a user message: "succeeded · 1.2 s", "failed · 3 ms", "running".
@@ -120,6 +150,25 @@ pub struct ConversationEntry {
 impl SessionDetail {
     /// The island's view of this session.
     pub fn conversation(&self) -> Conversation {
+        Conversation::new(
+            &self.session,
+            &self.messages,
+            &self.runs,
+            self.has_earlier,
+            self.seq,
+        )
+    }
+}
+
+impl Conversation {
+    /// A page of `session`'s messages, each user message with its run's summary.
+    pub fn new(
+        session: &Session,
+        messages: &[Message],
+        runs: &[Run],
+        has_earlier: bool,
+        seq: i32,
+    ) -> Self {
         let summary = |run: &Run| {
             let outcome = run.outcome.map_or("running", Outcome::as_str);
             match run.duration_ms {
@@ -127,26 +176,88 @@ impl SessionDetail {
                 None => outcome.to_owned(),
             }
         };
-        let entries = self
-            .messages
+        let entries = messages
             .iter()
             .map(|message| ConversationEntry {
+                id: message.id,
                 role: message.role,
                 content: message.content.clone(),
                 run_summary: (message.role == Role::User)
                     .then_some(message.run_id.as_ref())
                     .flatten()
-                    .and_then(|id| self.runs.iter().find(|run| &run.id == id))
+                    .and_then(|id| runs.iter().find(|run| &run.id == id))
                     .map(summary),
             })
             .collect();
-        Conversation {
-            seq: self.seq,
-            state: self.session.state,
-            error_message: self.session.error_message.clone(),
+        Self {
+            seq,
+            state: session.state,
+            error_message: session.error_message.clone(),
             entries,
+            has_earlier,
         }
     }
+
+    /// The cursor of the page before this one, if there is one.
+    pub fn earlier_cursor(&self) -> Option<i32> {
+        self.has_earlier
+            .then(|| self.entries.first().map(|entry| entry.id))
+            .flatten()
+    }
+
+    /// Applies a reloaded newest page, unless it is older than what is
+    /// shown. Earlier pages already loaded stay when the new page joins
+    /// onto them; if it does not (more arrived than a page holds), they go.
+    pub fn apply_reload(&mut self, fresh: Self) {
+        if fresh.seq < self.seq {
+            return;
+        }
+        let joins = match (fresh.entries.first(), self.entries.last()) {
+            (Some(first), Some(last)) => first.id <= last.id,
+            _ => false,
+        };
+        let mut entries = Vec::new();
+        let mut has_earlier = fresh.has_earlier;
+        if joins && fresh.has_earlier {
+            let first = fresh.entries[0].id;
+            entries = std::mem::take(&mut self.entries);
+            entries.retain(|entry| entry.id < first);
+            if !entries.is_empty() {
+                has_earlier = self.has_earlier;
+            }
+        }
+        entries.extend(fresh.entries);
+        *self = Self {
+            entries,
+            has_earlier,
+            ..fresh
+        };
+    }
+
+    /// Puts an earlier page in front of what is shown (its state is not
+    /// applied: the newest page carries that).
+    pub fn prepend(&mut self, earlier: Self) {
+        let first = self.entries.first().map_or(i32::MAX, |entry| entry.id);
+        let mut entries: Vec<_> = earlier
+            .entries
+            .into_iter()
+            .filter(|entry| entry.id < first)
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        entries.append(&mut self.entries);
+        self.entries = entries;
+        self.has_earlier = earlier.has_earlier;
+    }
+}
+
+/// A page of a session's timeline (its state changes), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelinePage {
+    pub transitions: Vec<Transition>,
+    /// Whether older entries exist (page back with the first entry's `seq`).
+    pub has_earlier: bool,
 }
 
 /// "850 ms", "2.4 s", "1m 12s", "2h 5m" (integer maths: float formatting
@@ -162,20 +273,37 @@ pub fn format_duration(ms: i64) -> String {
     }
 }
 
-/// The session page island's data.
+/// The session page island's data: the session's state and the page of
+/// messages before `before` (the newest page without it).
 #[server(prefix = "/rpc", endpoint = "load_conversation")]
-pub async fn load_conversation(session_id: String) -> Result<Conversation, AppError> {
-    crate::error::with_status(
-        store::detail(&expect_context(), &session_id)
-            .await
-            .map(|d| d.conversation()),
-    )
+pub async fn load_conversation(
+    session_id: String,
+    before: Option<i32>,
+) -> Result<Conversation, AppError> {
+    crate::error::with_status(store::conversation(&expect_context(), &session_id, before).await)
 }
 
-/// A session with its conversation, runs and state history.
+/// The page of a session's timeline before `before` (the newest without it).
+#[server(prefix = "/rpc", endpoint = "load_timeline")]
+pub async fn load_timeline(
+    session_id: String,
+    before: Option<i32>,
+) -> Result<TimelinePage, AppError> {
+    crate::error::with_status(store::timeline(&expect_context(), &session_id, before).await)
+}
+
+/// A session with a page of its conversation, runs and state history.
 #[server(prefix = "/rpc", endpoint = "load_session_detail")]
-pub async fn load_session_detail(session_id: String) -> Result<SessionDetail, AppError> {
-    crate::error::with_status(store::detail(&expect_context(), &session_id).await)
+pub async fn load_session_detail(
+    session_id: String,
+    before: Option<i32>,
+    transitions_before: Option<i32>,
+) -> Result<SessionDetail, AppError> {
+    let before = Before {
+        message: before,
+        transition: transitions_before,
+    };
+    crate::error::with_status(store::history(&expect_context(), &session_id, before).await)
 }
 
 /// Sends a message: the session becomes `working` and its agent starts.
@@ -196,7 +324,57 @@ pub async fn cancel_run(session_id: String) -> Result<Session, AppError> {
 
 #[cfg(test)]
 mod tests {
-    use super::format_duration;
+    use super::*;
+
+    fn page(seq: i32, ids: std::ops::RangeInclusive<i32>, has_earlier: bool) -> Conversation {
+        Conversation {
+            seq,
+            state: SessionState::Idle,
+            error_message: None,
+            entries: ids
+                .map(|id| ConversationEntry {
+                    id,
+                    role: Role::User,
+                    content: id.to_string(),
+                    run_summary: None,
+                })
+                .collect(),
+            has_earlier,
+        }
+    }
+
+    fn ids(conversation: &Conversation) -> Vec<i32> {
+        conversation.entries.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn an_earlier_page_goes_in_front_once() {
+        let mut shown = page(5, 11..=20, true);
+        assert_eq!(shown.earlier_cursor(), Some(11));
+        shown.prepend(page(1, 1..=10, false));
+        assert_eq!(ids(&shown), (1..=20).collect::<Vec<_>>());
+        assert_eq!((shown.earlier_cursor(), shown.seq), (None, 5));
+        // The same page again (a double click) changes nothing.
+        shown.prepend(page(1, 1..=10, false));
+        assert_eq!(ids(&shown), (1..=20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_reload_keeps_earlier_pages_it_joins_and_never_goes_back_in_time() {
+        let mut shown = page(5, 11..=20, true);
+        shown.prepend(page(5, 1..=10, false));
+        // Two more messages: the newest page now starts at 13.
+        shown.apply_reload(page(7, 13..=22, true));
+        assert_eq!(ids(&shown), (1..=22).collect::<Vec<_>>());
+        assert_eq!((shown.has_earlier, shown.seq), (false, 7));
+        // An answer read before the last applied change is ignored.
+        shown.apply_reload(page(6, 14..=23, true));
+        assert_eq!(ids(&shown), (1..=22).collect::<Vec<_>>());
+        // A page that does not join on would leave a gap: start over from it.
+        shown.apply_reload(page(9, 40..=49, true));
+        assert_eq!(ids(&shown), (40..=49).collect::<Vec<_>>());
+        assert_eq!(shown.earlier_cursor(), Some(40));
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -1,12 +1,13 @@
 //! The change stream on a real SQLite file: a follower gets every change
 //! after its `since`, in `seq` order, exactly once — while changes commit
-//! concurrently, and when it lags behind the hub.
+//! concurrently, and when it lags behind the hub — or, when it is too far
+//! behind to replay, one reset.
 
 use app::{
     agent::AgentKind,
     db::Db,
     live::{
-        follow::{follow, Follower},
+        follow::{follow, Follower, MAX_REPLAY},
         LiveEvent, Scope,
     },
     project, session,
@@ -260,4 +261,68 @@ async fn a_run_start_reaches_the_page_before_the_runs_first_output_line() {
         transition(&fx.db, &id, TransitionEvent::Cancel).await;
         take_seqs(&mut rx, 1).await;
     }
+}
+
+/// Records `count` renames of `session_id` in one transaction, through the
+/// real lifecycle writer, without publishing them (as if they were made by
+/// another process, or long ago): followers can only learn of them from
+/// the database.
+async fn backlog(db: &Db, session_id: &str, count: usize) {
+    let id = session_id.to_owned();
+    db.run(move |conn| {
+        conn.immediate_transaction(|conn| {
+            let session = session::store::find(conn, &id)?;
+            for _ in 0..count {
+                writer::record_lifecycle(conn, &session, Reason::Renamed)?;
+            }
+            Ok::<_, app::error::AppError>(())
+        })
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_more_than_the_replay_bound_behind_gets_one_reset_then_live_changes() {
+    let fx = Fixture::new().await;
+    let ids = fx.sessions(2).await;
+    backlog(&fx.db, &ids[0], MAX_REPLAY as usize + 1).await;
+    let high_water = fx.high_water().await;
+    assert!(high_water > MAX_REPLAY as i32);
+
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(0));
+    let first = next_event(&mut rx).await;
+    assert_eq!(*first, LiveEvent::Reset { seq: high_water });
+    // From there on it is live, from the mark on, and nothing else is replayed.
+    let sent = transition(&fx.db, &ids[1], TransitionEvent::Send).await;
+    assert_eq!(sent, high_water + 1);
+    assert_eq!(take_seqs(&mut rx, 1).await, [sent]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.next())
+            .await
+            .is_err(),
+        "more came after the reset than the live change"
+    );
+
+    // The bound is per scope: the other session's two entries (created,
+    // sent) are replayed, however long the project's backlog.
+    let mut other = follow(fx.db.clone(), Scope::Session(ids[1].clone()), Some(0));
+    let created = take_seqs(&mut other, 1).await[0];
+    assert!(created < high_water);
+    assert_eq!(take_seqs(&mut other, 1).await, [sent]);
+
+    // Exactly at the bound, the backlog is replayed (in chunks), not reset.
+    let since = fx.high_water().await;
+    backlog(&fx.db, &ids[1], MAX_REPLAY as usize).await;
+    let mut rx = follow(fx.db.clone(), Scope::All, Some(since));
+    let mut seqs = Vec::new();
+    while seqs.len() < MAX_REPLAY as usize {
+        let event = next_event(&mut rx).await;
+        assert!(
+            !matches!(*event, LiveEvent::Reset { .. }),
+            "reset at the bound"
+        );
+        seqs.extend(event.seq());
+    }
+    assert_contiguous(&seqs, since);
 }

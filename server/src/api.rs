@@ -7,12 +7,15 @@ use app::{
     db::Db,
     error::AppError,
     project::{self, Project},
-    run::{runner::Runner, store as runs, SessionDetail},
+    run::{runner::Runner, store as runs, Before, SessionDetail},
     session::{self, Session},
     SessionState,
 };
 use axum::{
-    extract::{rejection::JsonRejection, Path, Query, State},
+    extract::{
+        rejection::{JsonRejection, QueryRejection},
+        Path, Query, State,
+    },
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -118,11 +121,27 @@ async fn create_session(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// Which page of a session's history: `?before=MESSAGE_ID` and
+/// `?transitions_before=SEQ`, each the first id (or seq) of the page shown.
+#[derive(Deserialize)]
+struct HistoryQuery {
+    before: Option<i32>,
+    transitions_before: Option<i32>,
+}
+
+/// The session with the newest page of its history (or the page before the
+/// cursors); `has_earlier` / `has_earlier_transitions` say whether more exist.
 async fn session_detail(
     State(api): State<ApiState>,
     Path(session_id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<SessionDetail>> {
-    Ok(Json(runs::detail(&api.db, &session_id).await?))
+    let Query(query) = query.map_err(|err| AppError::Invalid(err.body_text()))?;
+    let before = Before {
+        message: query.before,
+        transition: query.transitions_before,
+    };
+    Ok(Json(runs::history(&api.db, &session_id, before).await?))
 }
 
 #[derive(Deserialize)]

@@ -458,3 +458,46 @@ fn the_event_stream_replays_after_since_then_follows_live() {
     });
     assert!(stopped, "the server did not stop with an event stream open");
 }
+
+#[test]
+fn the_session_api_pages_its_history_with_before_cursors() {
+    let server = Server::start();
+    let id = project_with_session(&server);
+    for message in ["echo one", "echo two"] {
+        send_message(&server, &id, message);
+        wait_for(&server, &id, |d| d["session"]["state"] == "idle");
+    }
+    let path = format!("/api/sessions/{id}");
+    let (status, newest) = server.json("GET", &path, None);
+    assert_eq!(status, 200, "{newest}");
+    let contents: Vec<&str> = newest["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["echo one", "one", "echo two", "two"]);
+    assert_eq!(newest["has_earlier"], false);
+    assert_eq!(newest["has_earlier_transitions"], false);
+
+    // The page before the second run's message: the first run only.
+    let second = newest["messages"][2]["id"].as_i64().unwrap();
+    let (status, earlier) = server.json("GET", &format!("{path}?before={second}"), None);
+    assert_eq!(status, 200, "{earlier}");
+    assert_eq!(earlier["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(earlier["messages"][0]["content"], "echo one");
+    assert_eq!(earlier["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(earlier["has_earlier"], false);
+    let last_seq = newest["transitions"][3]["seq"].as_i64().unwrap();
+    let (status, earlier) = server.json(
+        "GET",
+        &format!("{path}?transitions_before={last_seq}"),
+        None,
+    );
+    assert_eq!(status, 200, "{earlier}");
+    assert_eq!(earlier["transitions"].as_array().unwrap().len(), 3);
+
+    let (status, body) = server.json("GET", &format!("{path}?before=abc"), None);
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"].as_str().is_some(), "{body}");
+}

@@ -1,6 +1,8 @@
 //! The browser end of the stream: an `EventSource` on `/api/events` that
 //! applies each change once (by `seq`) and reconnects with backoff after a
 //! drop (network loss, sleep, server restart), resuming from the last `seq`.
+//! A page too far behind to be caught up is told so ([`LiveEvent::Reset`])
+//! and reloads.
 
 use super::{Connection, LiveEvent, Scope};
 use leptos::prelude::*;
@@ -80,6 +82,10 @@ fn connect(follower: &Rc<Follower>) {
                 }
                 follower.last_seq.set(seq);
             }
+            if let LiveEvent::Reset { .. } = live {
+                reload_page(&follower);
+                return;
+            }
             (follower.on_event)(live);
         })
     };
@@ -103,6 +109,17 @@ fn connect(follower: &Rc<Follower>) {
         old.close();
         // Dropping a handler while it runs would be unsound: defer it.
         set_timeout(move || drop(handlers), Duration::ZERO);
+    }
+}
+
+/// Too much was missed to replay: read the page afresh (its snapshot and
+/// its `seq`), which is what every island on it starts from.
+fn reload_page(follower: &Follower) {
+    if let Some((source, _)) = follower.source.borrow().as_ref() {
+        source.close();
+    }
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().reload();
     }
 }
 

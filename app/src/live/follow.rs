@@ -1,21 +1,31 @@
 //! Following the change log: what one open page receives. Subscribe to the
 //! hub first, then replay from the database everything after the page's
 //! `since`, then forward live events, skipping any `seq` already sent. A
-//! subscriber that lags is caught up from the database, never skipped.
+//! subscriber that lags is caught up from the database, never skipped —
+//! unless it is more than [`MAX_REPLAY`] changes behind: then it is told to
+//! reload its snapshot ([`LiveEvent::Reset`]) and goes on live from there.
 
 use super::{LiveEvent, Scope};
 use crate::{
-    db::Db,
+    db::{schema::session_transitions, Db},
     error::AppError,
     session::store::find as find_session,
-    transition::{writer, Reason},
+    transition::{writer, Reason, Transition},
 };
-use diesel::SqliteConnection;
+use diesel::{prelude::*, sqlite::Sqlite};
 use std::{collections::VecDeque, sync::Arc};
 use tokio::sync::{
     broadcast::{self, error::RecvError},
     watch,
 };
+
+/// The most changes one catch-up replays. A follower further behind (a page
+/// asleep for a day, or following from 0) gets one [`LiveEvent::Reset`]
+/// and reloads its snapshot, instead of the server reading the backlog.
+pub const MAX_REPLAY: i64 = 10_000;
+/// Changes read from the database at a time while catching up, so a
+/// follower never holds more than this many in memory.
+const REPLAY_CHUNK: i64 = 500;
 
 /// One page's view of the change stream. Pull-based: it does its work
 /// inside the page's response stream, with no task or queue of its own, so
@@ -38,9 +48,11 @@ pub struct Follower {
 }
 
 /// Starts following `scope` from just after `since`, or from the current
-/// end of the change log when `since` is `None` (never a replay of all history). [`Follower::next`]
-/// yields changes in `seq` order, each exactly once, interleaved with live
-/// output lines (for a session scope). It subscribes to the hub here, before
+/// end of the change log when `since` is `None` (never a replay of all
+/// history). [`Follower::next`] yields changes in `seq` order, each exactly
+/// once, interleaved with live output lines (for a session scope); where
+/// more than [`MAX_REPLAY`] changes wait, one [`LiveEvent::Reset`] stands
+/// in for them. It subscribes to the hub here, before
 /// anything is read from the database, so no change falls in between.
 pub fn follow(db: Db, scope: Scope, since: Option<i32>) -> Follower {
     let changes = db.hub().subscribe_changes();
@@ -115,30 +127,60 @@ impl Follower {
         }
     }
 
-    /// Queues everything in scope after `sent` from the database.
+    /// Queues the next part of what is in scope after `sent` from the
+    /// database, at most [`REPLAY_CHUNK`] changes at a time; or, when more
+    /// than [`MAX_REPLAY`] are waiting, one [`LiveEvent::Reset`] instead.
     async fn catch_up(&mut self) -> Result<(), AppError> {
         let (scope, since) = (self.scope.clone(), self.sent);
-        let (missed, high_water) = self
+        let (replay, high_water) = self
             .db
             .run(move |conn| {
                 let high_water = writer::high_water(conn)?;
-                let missed = match since {
-                    Some(since) => missed(conn, since, &scope)?,
-                    None => Vec::new(),
+                let replay = match since {
+                    None => Replay::Changes(Vec::new()),
+                    // Seqs only grow, so a short distance to the mark needs no query.
+                    Some(since)
+                        if i64::from(high_water) - i64::from(since) > MAX_REPLAY
+                            && waiting_more_than(conn, since, &scope, MAX_REPLAY)? =>
+                    {
+                        Replay::Reset
+                    }
+                    Some(since) => Replay::Changes(missed(conn, since, &scope, REPLAY_CHUNK)?),
                 };
-                Ok::<_, AppError>((missed, high_water))
+                Ok::<_, AppError>((replay, high_water))
             })
             .await?;
-        self.sent = Some(
-            missed
-                .last()
-                .and_then(LiveEvent::seq)
-                .unwrap_or(since.map_or(high_water, |since| since.min(high_water))),
-        );
-        self.backlog.extend(missed);
-        self.must_catch_up = false;
+        match replay {
+            Replay::Reset => {
+                tracing::debug!(
+                    since,
+                    high_water,
+                    "live follower too far behind; resetting it"
+                );
+                self.sent = Some(high_water);
+                self.backlog.push_back(LiveEvent::Reset { seq: high_water });
+                self.must_catch_up = false;
+            }
+            Replay::Changes(missed) => {
+                // A full chunk may have more behind it: read again once it is sent.
+                self.must_catch_up = missed.len() == REPLAY_CHUNK as usize;
+                self.sent = Some(
+                    missed
+                        .last()
+                        .and_then(LiveEvent::seq)
+                        .unwrap_or(since.map_or(high_water, |since| since.min(high_water))),
+                );
+                self.backlog.extend(missed);
+            }
+        }
         Ok(())
     }
+}
+
+/// What one catch-up hands out.
+enum Replay {
+    Changes(Vec<LiveEvent>),
+    Reset,
 }
 
 /// The next output line, skipping over any lost to lag; `None` once closed.
@@ -157,14 +199,47 @@ async fn next_output(
     }
 }
 
-/// The change-log entries in `scope` after `since`, as events; created and
-/// renamed entries carry the session as it is now (if it still exists).
+/// The change-log entries in `scope` after `since`, oldest first.
+fn after(since: i32, scope: &Scope) -> session_transitions::BoxedQuery<'static, Sqlite> {
+    let query = session_transitions::table
+        .filter(session_transitions::seq.gt(since))
+        .into_boxed();
+    match scope {
+        Scope::All => query,
+        Scope::Project(id) => query.filter(session_transitions::project_id.eq(*id)),
+        Scope::Session(id) => query.filter(session_transitions::session_id.eq(id.clone())),
+    }
+    .order(session_transitions::seq.asc())
+}
+
+/// Whether more than `bound` entries in `scope` follow `since`: one index
+/// step past the bound, never a count of the whole backlog.
+fn waiting_more_than(
+    conn: &mut SqliteConnection,
+    since: i32,
+    scope: &Scope,
+    bound: i64,
+) -> Result<bool, AppError> {
+    Ok(after(since, scope)
+        .select(session_transitions::seq)
+        .offset(bound)
+        .first::<i32>(conn)
+        .optional()?
+        .is_some())
+}
+
+/// The first `limit` change-log entries in `scope` after `since`, as events;
+/// created and renamed entries carry the session as it is now (if it still exists).
 pub fn missed(
     conn: &mut SqliteConnection,
     since: i32,
     scope: &Scope,
+    limit: i64,
 ) -> Result<Vec<LiveEvent>, AppError> {
-    writer::since(conn, since, scope)?
+    after(since, scope)
+        .limit(limit)
+        .select(Transition::as_select())
+        .load(conn)?
         .into_iter()
         .map(|change| {
             let session = match change.reason {

@@ -10,13 +10,14 @@ use leptos_meta::Title;
 
 #[component]
 pub fn ProjectsPage() -> impl IntoView {
+    let can_write = crate::access::current().can_write();
     view! {
         <Title text="Projects · agentdeck" />
         <h1>"Projects"</h1>
         <Suspense fallback=|| view! { <p class="loading">"Loading projects…"</p> }>
             {move || Suspend::new(async move {
                 match list_projects().await {
-                    Ok(projects) => view! { <ProjectsPanel projects /> }.into_any(),
+                    Ok(projects) => view! { <ProjectsPanel projects can_write /> }.into_any(),
                     Err(err) => view! { <ErrorPage err /> }.into_any(),
                 }
             })}
@@ -25,9 +26,10 @@ pub fn ProjectsPage() -> impl IntoView {
 }
 
 /// The form and the list it adds to. Without JavaScript the form posts and
-/// the page reloads; once hydrated, new projects appear in place.
+/// the page reloads; once hydrated, new projects appear in place. A
+/// read-only viewer (`can_write` false) sees the list only.
 #[island]
-fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
+fn ProjectsPanel(projects: Vec<Project>, can_write: bool) -> impl IntoView {
     let projects = RwSignal::new(projects);
     let add = ServerCall::clearing_form();
     Effect::new(move || {
@@ -43,35 +45,41 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
 
     view! {
         <div class="panel" data-hydrated=hydrated_marker()>
-        <section class="card">
-            <h2>"Add project"</h2>
-            <form method="post" action=AddProject::PATH on:submit=move |event| add.submit(event)>
-                <div class="fields">
-                    <label class="field grow">
-                        <span>"Project path"</span>
-                        <input
-                            name="path"
-                            required
-                            placeholder="/home/me/code/my-app"
-                            autocomplete="off"
-                            spellcheck="false"
-                        />
-                    </label>
-                    <label class="field">
-                        <span>"Project name"</span>
-                        <input name="name" placeholder="optional" autocomplete="off" />
-                    </label>
-                    <button type="submit" class="primary" disabled=move || add.pending()>
-                        "Add project"
-                    </button>
-                </div>
-                {form_error(move || add.error())}
-            </form>
-        </section>
+        {can_write.then(|| view! {
+            <section class="card">
+                <h2>"Add project"</h2>
+                <form method="post" action=AddProject::PATH on:submit=move |event| add.submit(event)>
+                    <div class="fields">
+                        <label class="field grow">
+                            <span>"Project path"</span>
+                            <input
+                                name="path"
+                                required
+                                placeholder="/home/me/code/my-app"
+                                autocomplete="off"
+                                spellcheck="false"
+                            />
+                        </label>
+                        <label class="field">
+                            <span>"Project name"</span>
+                            <input name="name" placeholder="optional" autocomplete="off" />
+                        </label>
+                        <button type="submit" class="primary" disabled=move || add.pending()>
+                            "Add project"
+                        </button>
+                    </div>
+                    {form_error(move || add.error())}
+                </form>
+            </section>
+        })}
         <section>
             <Show
                 when=move || projects.with(|list| !list.is_empty())
-                fallback=|| view! { <p class="empty">"No projects yet. Add a directory above to start."</p> }
+                fallback=move || view! {
+                    <p class="empty">
+                        {if can_write { "No projects yet. Add a directory above to start." } else { "No projects yet." }}
+                    </p>
+                }
             >
                 <ul class="project-list" aria-label="Projects">
                     <For each=move || projects.get() key=|project| project.id let:project>
@@ -84,5 +92,22 @@ fn ProjectsPanel(projects: Vec<Project>) -> impl IntoView {
             </Show>
         </section>
         </div>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    fn render(can_write: bool) -> String {
+        Owner::new().with(|| view! { <ProjectsPanel projects=Vec::new() can_write /> }.to_html())
+    }
+
+    #[test]
+    fn a_read_only_viewer_gets_no_add_project_form() {
+        assert!(render(true).contains("Add project"));
+        let read_only = render(false);
+        assert!(!read_only.contains("<form"), "{read_only}");
+        assert!(read_only.contains("No projects yet."), "{read_only}");
     }
 }

@@ -1,5 +1,8 @@
 //! `/projects/{project_id}/sessions/{session_id}`: one session — its state,
-//! conversation and runs — with the "Message" form and "Cancel".
+//! conversation and runs — with the "Message" form and "Cancel". It shows
+//! the newest page of a long history; "Show earlier" loads the page before
+//! (in place once hydrated; without JavaScript it is a link to
+//! `?before=ID` or `?transitions_before=SEQ`, which renders that page).
 
 use super::{
     hydrated_marker,
@@ -11,15 +14,15 @@ use crate::{
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
     run::{
-        load_session_detail, CancelRun, Conversation, ConversationEntry, LoadConversation, Role,
-        SendMessage,
+        load_session_detail, CancelRun, Conversation, ConversationEntry, LoadConversation,
+        LoadTimeline, Role, SendMessage, TimelinePage,
     },
     session_state::SessionState,
     transition::{Reason, Transition},
 };
 use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn SessionPage() -> impl IntoView {
@@ -31,12 +34,18 @@ pub fn SessionPage() -> impl IntoView {
             params.get("session_id").unwrap_or_default(),
         )
     });
+    // Cursors that do not parse are ignored: the page shows the newest history.
+    let (before, transitions_before) = use_query_map().with_untracked(|query| {
+        let cursor = |name: &str| query.get(name).and_then(|v| v.parse::<i32>().ok());
+        (cursor("before"), cursor("transitions_before"))
+    });
+    let can_write = crate::access::current().can_write();
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading session…"</p> }>
             {move || {
                 let session_id = session_id.clone();
                 Suspend::new(async move {
-                    match load_session_detail(session_id).await {
+                    match load_session_detail(session_id, before, transitions_before).await {
                         Ok(detail) if Some(detail.project.id) == project_id => {
                             view! {
                                 <Title text=format!("{} · agentdeck", detail.session.name) />
@@ -54,10 +63,17 @@ pub fn SessionPage() -> impl IntoView {
                                 <SessionConsole
                                     session_id=detail.session.id.clone()
                                     session_name=detail.session.name.clone()
+                                    session_url=detail.session.url()
                                     conversation=detail.conversation()
-                                    timeline=detail.transitions.clone()
+                                    timeline=TimelinePage {
+                                        transitions: detail.transitions,
+                                        has_earlier: detail.has_earlier_transitions,
+                                    }
+                                    before
+                                    transitions_before
                                     state_changed_at=detail.session.state_changed_at
                                     seq=detail.seq
+                                    can_write
                                 />
                             }
                                 .into_any()
@@ -73,34 +89,62 @@ pub fn SessionPage() -> impl IntoView {
 
 /// The live part of the page: state, timeline, live output, conversation
 /// and the forms, following the session's change stream once hydrated.
+/// `before` / `transitions_before` are set when the page shows an earlier
+/// part of the history (opened from a "Show earlier" link without
+/// JavaScript); reloads keep to that part. `can_write` is false for a
+/// read-only viewer: the page then shows no forms.
 #[island]
+#[allow(clippy::too_many_arguments)]
 fn SessionConsole(
     session_id: String,
     session_name: String,
+    session_url: String,
     conversation: Conversation,
-    timeline: Vec<Transition>,
+    timeline: TimelinePage,
+    before: Option<i32>,
+    transitions_before: Option<i32>,
     state_changed_at: i64,
     seq: i32,
+    can_write: bool,
 ) -> impl IntoView {
     let conversation = RwSignal::new(conversation);
-    let timeline = RwSignal::new(timeline);
+    let timeline_has_earlier = RwSignal::new(timeline.has_earlier);
+    let timeline = RwSignal::new(timeline.transitions);
     let since_change = RwSignal::new(state_changed_at);
     let output = RwSignal::new(Vec::<String>::new());
     let deleted = RwSignal::new(false);
     let send = ServerCall::clearing_form();
     let cancel = ServerCall::new();
     let reload = ServerCall::new();
+    let earlier = ServerCall::new();
+    let earlier_timeline = ServerCall::new();
     let now = clock();
 
     Effect::new(move || {
         if let Some(fresh) = reload.answer::<Conversation>() {
-            // An answer read before changes the stream has since applied
-            // would put an old state back: keep only snapshots at least as new.
-            conversation.update(|shown| {
-                if fresh.seq >= shown.seq {
-                    *shown = fresh;
-                }
-            });
+            conversation.update(|shown| shown.apply_reload(fresh));
+        }
+    });
+    Effect::new(move || {
+        if let Some(page) = earlier.answer::<Conversation>() {
+            conversation.update(|shown| shown.prepend(page));
+        }
+    });
+    Effect::new(move || {
+        if let Some(page) = earlier_timeline.answer::<TimelinePage>() {
+            let first = timeline.with_untracked(|t| t.first().map_or(i32::MAX, |t| t.seq));
+            let mut entries: Vec<_> = page
+                .transitions
+                .into_iter()
+                .filter(|t| t.seq < first)
+                .collect();
+            if !entries.is_empty() {
+                timeline.update(|shown| {
+                    entries.append(shown);
+                    *shown = entries;
+                });
+                timeline_has_earlier.set(page.has_earlier);
+            }
         }
     });
 
@@ -129,16 +173,36 @@ fn SessionConsole(
                     }
                 });
                 since_change.set(change.at);
-                timeline.update(|entries| entries.push(change));
+                // An earlier part of the timeline does not end where live changes begin.
+                if transitions_before.is_none() {
+                    timeline.update(|entries| entries.push(change));
+                }
                 // The stored messages and run summary changed with it.
-                reload.call(LoadConversation::PATH, &[("session_id", id.as_str())]);
+                let before = before.map(|id| id.to_string());
+                let mut fields = vec![("session_id", id.as_str())];
+                fields.extend(before.as_deref().map(|b| ("before", b)));
+                reload.call(LoadConversation::PATH, &fields);
             }
-            LiveEvent::Change { .. } | LiveEvent::SyncProgress { .. } => {}
+            // Resets never get here: the stream reloads the page for them.
+            LiveEvent::Change { .. } | LiveEvent::SyncProgress { .. } | LiveEvent::Reset { .. } => {
+            }
         }
     });
 
     let state = move || conversation.with(|c| c.state);
-    let (cancel_id, send_id) = (session_id.clone(), session_id);
+    let (cancel_id, send_id, earlier_id, timeline_id) = (
+        session_id.clone(),
+        session_id.clone(),
+        session_id.clone(),
+        session_id,
+    );
+    let latest = (before.is_some() || transitions_before.is_some()).then(|| {
+        view! {
+            <p class="history-more">
+                "This is an earlier part of the history. " <a href=session_url>"Show latest"</a>
+            </p>
+        }
+    });
 
     view! {
         <div class="panel" data-hydrated=hydrated_marker()>
@@ -156,10 +220,13 @@ fn SessionConsole(
                 }}
                 {move || {
                     (state() == SessionState::Working)
+                        .then(|| view! { <span class="elapsed">{move || working_for(now.get(), since_change.get())}</span> })
+                }}
+                {move || {
+                    (can_write && state() == SessionState::Working)
                         .then(|| {
                             let id = cancel_id.clone();
                             view! {
-                                <span class="elapsed">{move || working_for(now.get(), since_change.get())}</span>
                                 <form method="post" action=CancelRun::PATH on:submit=move |event| cancel.submit(event)>
                                     <input type="hidden" name="session_id" value=id />
                                     <button type="submit" class="danger" disabled=move || cancel.pending()>
@@ -174,8 +241,33 @@ fn SessionConsole(
             <Show when=move || state() == SessionState::Working && output.with(|o| !o.is_empty())>
                 <pre class="live-output" aria-label="Live output">{move || output.with(|lines| lines.join("\n"))}</pre>
             </Show>
+            {latest}
             <section>
                 <h2>"Conversation"</h2>
+                {move || {
+                    conversation
+                        .with(Conversation::earlier_cursor)
+                        .map(|cursor| {
+                            let id = earlier_id.clone();
+                            let cursor = cursor.to_string();
+                            view! {
+                                <p class="history-more">
+                                    <a
+                                        href=format!("?before={cursor}")
+                                        on:click=move |event| {
+                                            event.prevent_default();
+                                            if !earlier.pending() {
+                                                earlier.call(LoadConversation::PATH, &[("session_id", &id), ("before", &cursor)]);
+                                            }
+                                        }
+                                    >
+                                        "Show earlier messages"
+                                    </a>
+                                </p>
+                            }
+                        })
+                }}
+                {form_error(move || earlier.error())}
                 <Show
                     when=move || conversation.with(|c| !c.entries.is_empty())
                     fallback=|| view! { <p class="empty">"No messages yet."</p> }
@@ -185,23 +277,51 @@ fn SessionConsole(
                     </ol>
                 </Show>
             </section>
-            <section class="card">
-                <form method="post" action=SendMessage::PATH on:submit=move |event| send.submit(event)>
-                    <input type="hidden" name="session_id" value=send_id />
-                    <div class="field">
-                        <label for="message">"Message"</label>
-                        <textarea id="message" name="message" rows="3" required></textarea>
-                    </div>
-                    <div class="form-actions">
-                        <button type="submit" class="primary" disabled=move || send.pending()>
-                            "Send"
-                        </button>
-                    </div>
-                    {form_error(move || send.error())}
-                </form>
-            </section>
+            {can_write.then(|| view! {
+                <section class="card">
+                    <form method="post" action=SendMessage::PATH on:submit=move |event| send.submit(event)>
+                        <input type="hidden" name="session_id" value=send_id />
+                        <div class="field">
+                            <label for="message">"Message"</label>
+                            <textarea id="message" name="message" rows="3" required></textarea>
+                        </div>
+                        <div class="form-actions">
+                            <button type="submit" class="primary" disabled=move || send.pending()>
+                                "Send"
+                            </button>
+                        </div>
+                        {form_error(move || send.error())}
+                    </form>
+                </section>
+            })}
             <section>
                 <h2>"Timeline"</h2>
+                {move || {
+                    timeline_has_earlier
+                        .get()
+                        .then(|| timeline.with(|t| t.first().map(|t| t.seq)))
+                        .flatten()
+                        .map(|cursor| {
+                            let id = timeline_id.clone();
+                            let cursor = cursor.to_string();
+                            view! {
+                                <p class="history-more">
+                                    <a
+                                        href=format!("?transitions_before={cursor}")
+                                        on:click=move |event| {
+                                            event.prevent_default();
+                                            if !earlier_timeline.pending() {
+                                                earlier_timeline.call(LoadTimeline::PATH, &[("session_id", &id), ("before", &cursor)]);
+                                            }
+                                        }
+                                    >
+                                        "Show earlier"
+                                    </a>
+                                </p>
+                            }
+                        })
+                }}
+                {form_error(move || earlier_timeline.error())}
                 <ol class="timeline" aria-label="Timeline">
                     {move || timeline.with(|entries| timeline_view(entries))}
                 </ol>
@@ -261,5 +381,62 @@ fn entry_view(entry: ConversationEntry) -> impl IntoView {
             <pre class="message-content">{entry.content}</pre>
             {entry.run_summary.map(|summary| view! { <span class="run-meta">{summary}</span> })}
         </li>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    fn render(can_write: bool, has_earlier: bool) -> String {
+        let conversation = Conversation {
+            seq: 7,
+            state: SessionState::Working,
+            error_message: None,
+            entries: vec![ConversationEntry {
+                id: 42,
+                role: Role::User,
+                content: "make test".into(),
+                run_summary: Some("running".into()),
+            }],
+            has_earlier,
+        };
+        let timeline = TimelinePage {
+            transitions: Vec::new(),
+            has_earlier: false,
+        };
+        Owner::new().with(|| {
+            view! {
+                <SessionConsole
+                    session_id="s1".to_owned()
+                    session_name="s".to_owned()
+                    session_url="/projects/1/sessions/s1".to_owned()
+                    conversation
+                    timeline
+                    before=None
+                    transitions_before=None
+                    state_changed_at=0
+                    seq=7
+                    can_write
+                />
+            }
+            .to_html()
+        })
+    }
+
+    #[test]
+    fn a_read_only_viewer_gets_neither_send_nor_cancel() {
+        let full = render(true, false);
+        assert!(full.contains("Send") && full.contains("Cancel"), "{full}");
+        let read_only = render(false, false);
+        assert!(!read_only.contains("<form"), "{read_only}");
+        assert!(read_only.contains("make test") && read_only.contains("Processing"));
+    }
+
+    #[test]
+    fn show_earlier_is_a_link_to_the_page_before_the_first_message() {
+        assert!(!render(false, false).contains("Show earlier"));
+        let html = render(false, true);
+        assert!(html.contains(r#"href="?before=42""#), "{html}");
     }
 }

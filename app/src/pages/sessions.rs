@@ -29,6 +29,7 @@ pub fn SessionsPage() -> impl IntoView {
             .and_then(|id| id.parse::<i32>().ok())
     });
     let filter = use_query_map().with_untracked(|query| query.get("state"));
+    let can_write = crate::access::current().can_write();
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading sessions…"</p> }>
             {move || {
@@ -65,6 +66,7 @@ pub fn SessionsPage() -> impl IntoView {
                                     counts
                                     seq
                                     filter
+                                    can_write
                                 />
                             }
                                 .into_any()
@@ -78,8 +80,10 @@ pub fn SessionsPage() -> impl IntoView {
 }
 
 /// The "New session" form, the filter, and the list, kept in step with the
-/// change stream once hydrated.
+/// change stream once hydrated. A read-only viewer (`can_write` false) gets
+/// no forms: no "New session", "Sync", rename or delete.
 #[island]
+#[allow(clippy::too_many_arguments)]
 fn SessionsPanel(
     project_id: i32,
     project_name: String,
@@ -88,6 +92,7 @@ fn SessionsPanel(
     counts: StateCounts,
     seq: i32,
     filter: Option<SessionState>,
+    can_write: bool,
 ) -> impl IntoView {
     let sessions = RwSignal::new(sessions);
     let counts = RwSignal::new(counts);
@@ -196,12 +201,14 @@ fn SessionsPanel(
             <div class="toolbar">
                 <LiveIndicator connection />
                 <div class="toolbar-actions">
-                    <form method="post" action=SyncProject::PATH on:submit=move |event| sync.submit(event)>
-                        <input type="hidden" name="project_id" value=project_id />
-                        <button type="submit" disabled=move || sync.pending()>
-                            "Sync"
-                        </button>
-                    </form>
+                    {can_write.then(|| view! {
+                        <form method="post" action=SyncProject::PATH on:submit=move |event| sync.submit(event)>
+                            <input type="hidden" name="project_id" value=project_id />
+                            <button type="submit" disabled=move || sync.pending()>
+                                "Sync"
+                            </button>
+                        </form>
+                    })}
                     <NotifyToggle />
                 </div>
             </div>
@@ -223,43 +230,45 @@ fn SessionsPanel(
                     }
                 }}
             </p>
-            <section class="card">
-                <h2>"New session"</h2>
-                <form method="post" action=CreateSession::PATH on:submit=move |event| create.submit(event)>
-                    <input type="hidden" name="project_id" value=project_id />
-                    <div class="fields">
-                        <label class="field grow">
-                            <span>"Session name"</span>
-                            <input name="name" required maxlength="200" autocomplete="off" />
-                        </label>
-                        // A separate <label for>: wrapping a <select> would fold its
-                        // options' text into the label.
-                        <div class="field">
-                            <label for="new-session-agent">"Agent"</label>
-                            <select id="new-session-agent" name="agent">
-                                {agents
-                                    .into_iter()
-                                    .map(|choice| {
-                                        let label = match &choice.unavailable {
-                                            None => choice.kind.label().to_owned(),
-                                            Some(why) => format!("{} (unavailable: {why})", choice.kind.label()),
-                                        };
-                                        view! {
-                                            <option value=choice.kind.as_str() disabled=choice.unavailable.is_some()>
-                                                {label}
-                                            </option>
-                                        }
-                                    })
-                                    .collect_view()}
-                            </select>
+            {can_write.then(|| view! {
+                <section class="card">
+                    <h2>"New session"</h2>
+                    <form method="post" action=CreateSession::PATH on:submit=move |event| create.submit(event)>
+                        <input type="hidden" name="project_id" value=project_id />
+                        <div class="fields">
+                            <label class="field grow">
+                                <span>"Session name"</span>
+                                <input name="name" required maxlength="200" autocomplete="off" />
+                            </label>
+                            // A separate <label for>: wrapping a <select> would fold its
+                            // options' text into the label.
+                            <div class="field">
+                                <label for="new-session-agent">"Agent"</label>
+                                <select id="new-session-agent" name="agent">
+                                    {agents
+                                        .into_iter()
+                                        .map(|choice| {
+                                            let label = match &choice.unavailable {
+                                                None => choice.kind.label().to_owned(),
+                                                Some(why) => format!("{} (unavailable: {why})", choice.kind.label()),
+                                            };
+                                            view! {
+                                                <option value=choice.kind.as_str() disabled=choice.unavailable.is_some()>
+                                                    {label}
+                                                </option>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </select>
+                            </div>
+                            <button type="submit" class="primary" disabled=move || create.pending()>
+                                "New session"
+                            </button>
                         </div>
-                        <button type="submit" class="primary" disabled=move || create.pending()>
-                            "New session"
-                        </button>
-                    </div>
-                    {form_error(move || create.error())}
-                </form>
-            </section>
+                        {form_error(move || create.error())}
+                    </form>
+                </section>
+            })}
             <section>
                 <h2 class="visually-hidden">"Sessions"</h2>
                 <nav class="filters" aria-label="Filter by state">
@@ -291,13 +300,14 @@ fn SessionsPanel(
                         key=|s| (s.id.clone(), s.name.clone(), s.state, s.error_message.clone())
                         let:session
                     >
-                        <SessionItem session rename delete now />
+                        <SessionItem session rename delete now can_write />
                     </For>
                 </ul>
                 <Show when=move || sessions.with(Vec::is_empty)>
                     <p class="empty">
                         {match filter {
-                            None => "No sessions yet. Create one above.".to_owned(),
+                            None if can_write => "No sessions yet. Create one above.".to_owned(),
+                            None => "No sessions yet.".to_owned(),
                             Some(state) => format!("No {state} sessions."),
                         }}
                     </p>
@@ -331,13 +341,15 @@ pub(crate) fn working_for(now: f64, since: i64) -> String {
 }
 
 /// One row: the session's link, its badge, how long it has been working,
-/// and rename/delete controls that also work before hydration.
+/// and (for those who may change it) rename/delete controls that also work
+/// before hydration.
 #[component]
 fn SessionItem(
     session: Session,
     rename: ServerCall,
     delete: ServerCall,
     now: RwSignal<f64>,
+    can_write: bool,
 ) -> impl IntoView {
     let url = session.url();
     let Session {
@@ -360,28 +372,83 @@ fn SessionItem(
                     .then(|| view! { <span class="elapsed">{move || working_for(now.get(), state_changed_at)}</span> })}
             </div>
             <span class="session-agent">{agent.label()}</span>
-            <div class="session-actions">
-                <details>
-                    <summary>"Rename"</summary>
-                    <form method="post" action=RenameSession::PATH on:submit=move |event| rename.submit(event)>
-                        <input type="hidden" name="session_id" value=rename_id />
-                        <label class="field">
-                            <span>"New name"</span>
-                            <input name="name" value=rename_value required maxlength="200" />
-                        </label>
-                        <button type="submit">"Save"</button>
-                    </form>
-                </details>
-                <details>
-                    <summary>"Delete"</summary>
-                    <form method="post" action=DeleteSession::PATH on:submit=move |event| delete.submit(event)>
-                        <input type="hidden" name="session_id" value=id />
-                        <button type="submit" class="danger">
-                            {delete_label}
-                        </button>
-                    </form>
-                </details>
-            </div>
+            {can_write.then(|| view! {
+                <div class="session-actions">
+                    <details>
+                        <summary>"Rename"</summary>
+                        <form method="post" action=RenameSession::PATH on:submit=move |event| rename.submit(event)>
+                            <input type="hidden" name="session_id" value=rename_id />
+                            <label class="field">
+                                <span>"New name"</span>
+                                <input name="name" value=rename_value required maxlength="200" />
+                            </label>
+                            <button type="submit">"Save"</button>
+                        </form>
+                    </details>
+                    <details>
+                        <summary>"Delete"</summary>
+                        <form method="post" action=DeleteSession::PATH on:submit=move |event| delete.submit(event)>
+                            <input type="hidden" name="session_id" value=id />
+                            <button type="submit" class="danger">
+                                {delete_label}
+                            </button>
+                        </form>
+                    </details>
+                </div>
+            })}
         </li>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+    use crate::agent::AgentKind;
+
+    fn render(can_write: bool) -> String {
+        let session = Session {
+            id: "s1".into(),
+            project_id: 1,
+            name: "busy one".into(),
+            agent: AgentKind::Shell,
+            state: SessionState::Working,
+            error_message: None,
+            created_at: 0,
+            updated_at: 0,
+            state_changed_at: 0,
+            external_id: None,
+            message_count: 0,
+        };
+        let agents = vec![AgentChoice {
+            kind: AgentKind::Shell,
+            unavailable: None,
+        }];
+        Owner::new().with(|| {
+            view! {
+                <SessionsPanel
+                    project_id=1
+                    project_name="p".to_owned()
+                    sessions=vec![session]
+                    agents
+                    counts=StateCounts::default()
+                    seq=0
+                    filter=None
+                    can_write
+                />
+            }
+            .to_html()
+        })
+    }
+
+    #[test]
+    fn a_read_only_viewer_sees_the_sessions_but_no_form() {
+        let full = render(true);
+        for control in ["New session", "Sync", "Rename", "Delete busy one"] {
+            assert!(full.contains(control), "{control} missing: {full}");
+        }
+        let read_only = render(false);
+        assert!(!read_only.contains("<form"), "{read_only}");
+        assert!(read_only.contains("busy one") && read_only.contains("Processing"));
+        assert!(read_only.contains("live-indicator"), "live updates stay");
     }
 }

@@ -1,12 +1,15 @@
 //! Run and message persistence. Each function is one transaction that pairs
 //! a state transition (through the single writer) with the rows it implies.
 
-use super::{Message, Outcome, Role, Run, SessionDetail};
+use super::{
+    Before, Conversation, Message, Outcome, Role, Run, SessionDetail, TimelinePage,
+    MESSAGES_PER_PAGE, TRANSITIONS_PER_PAGE,
+};
 use crate::{
     agent::AgentKind,
     db::{
         now_millis,
-        schema::{messages, runs, sessions},
+        schema::{messages, runs, session_transitions, sessions},
         Db,
     },
     error::AppError,
@@ -15,41 +18,14 @@ use crate::{
     session_state::SessionState,
     transition::{
         writer::{self, Applied, RunFence},
-        Transition, TransitionEvent, INTERRUPTED_MESSAGE,
+        Reason, Transition, TransitionEvent, INTERRUPTED_MESSAGE,
     },
 };
 use diesel::prelude::*;
 
-/// A session's page data.
+/// A session's page data: the newest page of its history.
 pub async fn detail(db: &Db, session_id: &str) -> Result<SessionDetail, AppError> {
-    let id = session_id.to_owned();
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            let session = find_session(conn, &id)?;
-            let project = find_project(conn, session.project_id)?;
-            let messages = messages::table
-                .filter(messages::session_id.eq(&id))
-                .order(messages::id.asc())
-                .select(Message::as_select())
-                .load(conn)?;
-            let runs = runs::table
-                .filter(runs::session_id.eq(&id))
-                .order((runs::started_at.asc(), runs::id.asc()))
-                .select(Run::as_select())
-                .load(conn)?;
-            let transitions = writer::history(conn, &id)?;
-            let seq = writer::high_water(conn)?;
-            Ok(SessionDetail {
-                project,
-                session,
-                messages,
-                runs,
-                transitions,
-                seq,
-            })
-        })
-    })
-    .await
+    history(db, session_id, Before::default()).await
 }
 
 /// A run that has been recorded as started.
@@ -328,4 +304,142 @@ pub fn cancel_orphan(conn: &mut SqliteConnection, session_id: &str) -> Result<Ap
         }
         Ok(applied)
     })
+}
+
+/// A session with one page of its history: the messages before
+/// `before.message` and the timeline before `before.transition` (the newest
+/// of each when `None`), read in one transaction with the `seq` they match.
+pub async fn history(db: &Db, session_id: &str, before: Before) -> Result<SessionDetail, AppError> {
+    let id = session_id.to_owned();
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            let session = find_session(conn, &id)?;
+            let project = find_project(conn, session.project_id)?;
+            let (messages, runs, has_earlier) = messages_page(conn, &id, before.message)?;
+            let (transitions, has_earlier_transitions) =
+                transitions_page(conn, &id, before.transition)?;
+            let seq = writer::high_water(conn)?;
+            Ok(SessionDetail {
+                project,
+                session,
+                messages,
+                runs,
+                transitions,
+                has_earlier,
+                has_earlier_transitions,
+                seq,
+            })
+        })
+    })
+    .await
+}
+
+/// The session's state and the page of its conversation before `before`
+/// (the newest without it): what the session page reloads after a change.
+pub async fn conversation(
+    db: &Db,
+    session_id: &str,
+    before: Option<i32>,
+) -> Result<Conversation, AppError> {
+    let id = session_id.to_owned();
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            let session = find_session(conn, &id)?;
+            let (messages, runs, has_earlier) = messages_page(conn, &id, before)?;
+            let seq = writer::high_water(conn)?;
+            Ok(Conversation::new(
+                &session,
+                &messages,
+                &runs,
+                has_earlier,
+                seq,
+            ))
+        })
+    })
+    .await
+}
+
+/// The page of the session's timeline before `before` (the newest without it).
+pub async fn timeline(
+    db: &Db,
+    session_id: &str,
+    before: Option<i32>,
+) -> Result<TimelinePage, AppError> {
+    let id = session_id.to_owned();
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            find_session(conn, &id)?;
+            let (transitions, has_earlier) = transitions_page(conn, &id, before)?;
+            Ok(TimelinePage {
+                transitions,
+                has_earlier,
+            })
+        })
+    })
+    .await
+}
+
+/// Up to [`MESSAGES_PER_PAGE`] of the session's messages before `before`,
+/// oldest first, with the runs their user messages started, and whether
+/// older messages exist. Reads one row past the page to know.
+fn messages_page(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    before: Option<i32>,
+) -> Result<(Vec<Message>, Vec<Run>, bool), AppError> {
+    let mut query = messages::table
+        .filter(messages::session_id.eq(session_id))
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(messages::id.lt(before));
+    }
+    let mut messages = query
+        .order(messages::id.desc())
+        .limit(MESSAGES_PER_PAGE as i64 + 1)
+        .select(Message::as_select())
+        .load(conn)?;
+    let has_earlier = messages.len() > MESSAGES_PER_PAGE;
+    messages.truncate(MESSAGES_PER_PAGE);
+    messages.reverse();
+    // Each run has one user message, so each run is on exactly one page.
+    let run_ids: Vec<&str> = messages
+        .iter()
+        .filter(|message| message.role == Role::User)
+        .filter_map(|message| message.run_id.as_deref())
+        .collect();
+    let runs = runs::table
+        .filter(runs::id.eq_any(run_ids))
+        .order((runs::started_at.asc(), runs::id.asc()))
+        .select(Run::as_select())
+        .load(conn)?;
+    Ok((messages, runs, has_earlier))
+}
+
+/// Up to [`TRANSITIONS_PER_PAGE`] of the session's state changes (not its
+/// creation or renames) before `before`, oldest first, and whether older ones exist.
+fn transitions_page(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    before: Option<i32>,
+) -> Result<(Vec<Transition>, bool), AppError> {
+    let mut query = session_transitions::table
+        .filter(session_transitions::session_id.eq(session_id))
+        .filter(session_transitions::reason.ne_all([
+            Reason::Created,
+            Reason::Renamed,
+            Reason::Deleted,
+        ]))
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(session_transitions::seq.lt(before));
+    }
+    let mut transitions = query
+        .order(session_transitions::seq.desc())
+        .limit(TRANSITIONS_PER_PAGE as i64 + 1)
+        .select(Transition::as_select())
+        .load(conn)?;
+    let has_earlier = transitions.len() > TRANSITIONS_PER_PAGE;
+    transitions.truncate(TRANSITIONS_PER_PAGE);
+    transitions.reverse();
+    Ok((transitions, has_earlier))
 }
