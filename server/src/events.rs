@@ -8,7 +8,7 @@ use app::{
     live::{follow::follow, Scope},
 };
 use axum::{
-    extract::{Query, State},
+    extract::{rejection::QueryRejection, Query, State},
     http::HeaderMap,
     response::sse::{Event, KeepAlive, Sse},
 };
@@ -28,8 +28,15 @@ pub struct EventsQuery {
 pub async fn events(
     State(api): State<ApiState>,
     headers: HeaderMap,
-    Query(query): Query<EventsQuery>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(query) = query?;
+    if let Some(since) = query.since.filter(|since| *since < 0) {
+        return Err(AppError::Invalid(format!(
+            "since must be a change-log position (0 or more), not {since}"
+        ))
+        .into());
+    }
     let scope = match (query.project, query.session) {
         (None, None) => Scope::All,
         (Some(project), None) => Scope::Project(project),
