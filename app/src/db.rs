@@ -49,11 +49,24 @@ pub enum DbError {
     Query(#[from] DieselError),
     #[error("database task failed: {0}")]
     Task(String),
+    #[error("unsupported database URL scheme {0:?}: agentdeck speaks SQLite only; give a file path or sqlite://PATH")]
+    Scheme(String),
 }
 
 impl From<DbError> for AppError {
     fn from(err: DbError) -> Self {
-        tracing::error!(error = %err, "database error");
+        // Diesel's messages leave out their causes (e.g. which value in a
+        // column could not be read): log the whole chain, once each.
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !message.contains(&cause_text) {
+                message = format!("{message}: {cause_text}");
+            }
+            source = cause.source();
+        }
+        tracing::error!(error = %message, "database error");
         AppError::Internal("the database could not complete the request; see the server log".into())
     }
 }
@@ -111,6 +124,17 @@ impl Db {
     /// Opens (creating if needed) the SQLite database at `url` and runs any
     /// pending migrations. `url` is a file path, optionally prefixed `sqlite://`.
     pub fn open(url: &str) -> Result<Self, DbError> {
+        // Another scheme would otherwise be taken for a relative path
+        // (`postgres://u@h/db` became a folder named `postgres:`).
+        if let Some((scheme, _)) = url.split_once("://") {
+            let is_scheme = !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+            if is_scheme && scheme != "sqlite" {
+                return Err(DbError::Scheme(scheme.to_owned()));
+            }
+        }
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if let Some(dir) = Path::new(path)
             .parent()

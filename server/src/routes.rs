@@ -61,6 +61,7 @@ pub fn router(
         .route("/api/events", get(events::events))
         .with_state(api_state)
         .merge(pages)
+        .layer(middleware::from_fn(refuse_oversized_bodies))
         .layer(middleware::from_fn(refuse_cross_origin_writes))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             refuse_foreign_hosts(loopback_only, request, next)
@@ -117,6 +118,24 @@ async fn refuse_cross_origin_writes(request: Request, next: Next) -> Response {
                 return (StatusCode::FORBIDDEN, body).into_response();
             }
         }
+    }
+    next.run(request).await
+}
+
+/// A body declared larger than [`MAX_BODY_BYTES`] is refused with 413 before
+/// any handler reads it, with the same JSON error on every route: a server
+/// function would otherwise fail while reading it and answer 500.
+async fn refuse_oversized_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&length| length > MAX_BODY_BYTES as u64) {
+        let body = axum::Json(serde_json::json!({
+            "error": format!("request body too large: {length} bytes, the limit is {MAX_BODY_BYTES} bytes")
+        }));
+        return (StatusCode::PAYLOAD_TOO_LARGE, body).into_response();
     }
     next.run(request).await
 }

@@ -164,9 +164,12 @@ fn an_unknown_state_in_the_database_is_a_clear_500_and_nothing_else_breaks() {
     assert_eq!(status, 500, "{answer}");
     error_of(status, &answer);
     assert!(
-        server.log().contains("paused"),
-        "the log should name the bad value"
+        server.log().contains(r#"unknown session state "paused""#),
+        "the log should name the bad value:\n{}",
+        server.log()
     );
+    let (status, _) = server.form("GET", &format!("/projects/{project}/sessions"), "");
+    assert_eq!(status, 500, "the project's page");
 
     // The rest keeps working, and the server is still up.
     assert!(server.alive());
@@ -177,6 +180,8 @@ fn an_unknown_state_in_the_database_is_a_clear_500_and_nothing_else_breaks() {
         "{projects}"
     );
     assert_eq!(server.sessions(other_project).len(), 1);
+    let (status, _) = server.form("GET", &format!("/projects/{other_project}/sessions"), "");
+    assert_eq!(status, 200, "another project's page");
     assert_still_serves(&server, &other);
 
     // Repaired, the session is back with its history intact.
