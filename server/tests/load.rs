@@ -13,6 +13,7 @@ use serde::{de::IgnoredAny, Deserialize};
 use std::{
     collections::HashMap,
     io::{Read, Write},
+    path::PathBuf,
     sync::{
         atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering},
         Arc,
@@ -24,6 +25,7 @@ use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
     sync::{watch, Semaphore},
+    task::JoinHandle,
 };
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -468,6 +470,35 @@ fn compare(want: &[Change], got: &[Change]) -> (usize, usize) {
     }
 }
 
+/// Every entry of the change log in the database, in seq order.
+fn change_log(database: &std::path::Path, sessions: &Sessions) -> Vec<Change> {
+    use diesel::{
+        sql_types::{Integer, Text},
+        Connection, QueryableByName, RunQueryDsl, SqliteConnection,
+    };
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Integer)]
+        seq: i32,
+        #[diesel(sql_type = Text)]
+        session_id: String,
+        #[diesel(sql_type = Text)]
+        to_state: String,
+    }
+    let mut conn = SqliteConnection::establish(database.to_str().unwrap()).unwrap();
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT seq, session_id, to_state FROM session_transitions ORDER BY seq")
+            .load(&mut conn)
+            .unwrap();
+    rows.into_iter()
+        .map(|row| Change {
+            seq: row.seq,
+            session: sessions.index[&row.session_id],
+            state: state_code(&row.to_state).unwrap(),
+        })
+        .collect()
+}
+
 /// GET returning parsed JSON, or panics naming the request.
 async fn get_json(client: &mut Client, path: &str) -> serde_json::Value {
     let (status, body) = client.request("GET", path, "").await.unwrap();
@@ -485,6 +516,81 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
     start.elapsed()
 }
 
+/// The server under load and what was set up on it.
+struct Load {
+    addr: Arc<str>,
+    pid: u32,
+    database: PathBuf,
+    project_ids: Vec<i32>,
+    sessions: Arc<Sessions>,
+    specs: Vec<Spec>,
+    setup_seq: i32,
+    secs: u64,
+}
+
+impl Load {
+    /// Ten projects (fewer with fewer senders), one shell session per
+    /// sender. One stream in twenty follows everything, the rest one
+    /// project; half replay from the start, half from after the setup.
+    fn set_up(server: &Server, stream_count: usize, sender_count: usize, secs: u64) -> Self {
+        let project_ids: Vec<i32> = (0..sender_count.min(10))
+            .map(|p| server.add_project(&format!("p{p}")))
+            .collect();
+        let mut sessions = Sessions {
+            ids: Vec::new(),
+            projects: Vec::new(),
+            index: HashMap::new(),
+        };
+        for i in 0..sender_count {
+            let project = project_ids[i % project_ids.len()];
+            let id = server.create_session(project, &format!("s{i}"));
+            sessions.index.insert(id.clone(), i as u16);
+            sessions.ids.push(id);
+            sessions.projects.push(project);
+        }
+        let setup_seq = server.detail(&sessions.ids[0])["seq"].as_i64().unwrap() as i32;
+        let specs = (0..stream_count)
+            .map(|i| Spec {
+                project: (i % 20 != 0).then(|| project_ids[i % project_ids.len()]),
+                since: if i % 2 == 0 { 0 } else { setup_seq },
+            })
+            .collect();
+        Self {
+            addr: server.addr.clone().into(),
+            pid: server.child.id(),
+            database: server.database(),
+            project_ids,
+            sessions: Arc::new(sessions),
+            specs,
+            setup_seq,
+            secs,
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        support::rss_of(self.pid)
+    }
+}
+
+/// What the load test measured.
+#[derive(Debug, Default)]
+struct Figures {
+    held: usize,
+    runs: usize,
+    busy: usize,
+    log_len: usize,
+    during_load: i32,
+    delivered: usize,
+    lost: usize,
+    wrong: usize,
+    views_differ: usize,
+    first_problem: Option<String>,
+    drain: Duration,
+    rss_streams: u64,
+    rss_max: u64,
+    rss_end: u64,
+}
+
 #[test]
 fn thousands_of_streams_and_a_hundred_senders_lose_no_change() {
     let stream_count = env_or("AGENTDECK_LOAD_STREAMS", 2000);
@@ -493,32 +599,7 @@ fn thousands_of_streams_and_a_hundred_senders_lose_no_change() {
     let max_rss_mib = env_or("AGENTDECK_LOAD_MAX_RSS_MB", 400) as u64;
     raise_open_file_limit();
     let server = Server::start_with(&["--max-streams-per-client", "100000", "--max-runs", "200"]);
-
-    // Ten projects (fewer with fewer senders), one shell session per sender.
-    let project_ids: Vec<i32> = (0..sender_count.min(10))
-        .map(|p| server.add_project(&format!("p{p}")))
-        .collect();
-    let mut sessions = Sessions {
-        ids: Vec::new(),
-        projects: Vec::new(),
-        index: HashMap::new(),
-    };
-    for i in 0..sender_count {
-        let project = project_ids[i % project_ids.len()];
-        let id = server.create_session(project, &format!("s{i}"));
-        sessions.index.insert(id.clone(), i as u16);
-        sessions.ids.push(id);
-        sessions.projects.push(project);
-    }
-    let setup_seq = server.detail(&sessions.ids[0])["seq"].as_i64().unwrap() as i32;
-    // One stream in twenty follows everything, the rest one project; half
-    // replay from the start, half from after the setup.
-    let specs: Vec<Spec> = (0..stream_count)
-        .map(|i| Spec {
-            project: (i % 20 != 0).then(|| project_ids[i % project_ids.len()]),
-            since: if i % 2 == 0 { 0 } else { setup_seq },
-        })
-        .collect();
+    let load = Load::set_up(&server, stream_count, sender_count, secs);
     let rss_before = server.rss_kib();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -526,223 +607,271 @@ fn thousands_of_streams_and_a_hundred_senders_lose_no_change() {
         .enable_all()
         .build()
         .unwrap();
-    let addr: Arc<str> = server.addr.clone().into();
-    let sessions = Arc::new(sessions);
-    let pid = server.child.id();
-    let rss_kib = move || support::rss_of(pid);
+    let f = runtime.block_on(run(load));
 
-    runtime.block_on(async move {
-        // 1. Open every stream, a few dozen at a time.
-        let streams = Arc::new(Streams {
-            opened: AtomicUsize::new(0),
-            failed: AtomicUsize::new(0),
-            last: (0..stream_count).map(|_| AtomicI32::new(0)).collect(),
-        });
-        let (stop, stopped) = watch::channel(false);
-        let opening = Arc::new(Semaphore::new(64));
-        let started = Instant::now();
-        let followers: Vec<_> = specs
-            .iter()
-            .enumerate()
-            .map(|(index, &spec)| {
-                tokio::spawn(follow_stream(
-                    Arc::clone(&addr),
-                    spec,
-                    index,
-                    Arc::clone(&sessions),
-                    Arc::clone(&streams),
-                    Arc::clone(&opening),
-                    stopped.clone(),
-                ))
-            })
-            .collect();
-        wait_until("the streams to open", Duration::from_secs(120), || {
-            streams.opened.load(Ordering::SeqCst) + streams.failed.load(Ordering::SeqCst)
-                == stream_count
-        })
-        .await;
-        let held = streams.opened.load(Ordering::SeqCst);
-        let rss_streams = rss_kib();
-        eprintln!(
-            "load: {held} of {stream_count} streams open in {:.1?}",
-            started.elapsed()
-        );
-        if held < stream_count {
-            stop.send_replace(true);
-            let mut errors = Vec::new();
-            for follower in followers {
-                errors.extend(follower.await.unwrap().error);
+    eprintln!(
+        "load: {} of {stream_count} streams held, {sender_count} senders for {secs} s: \
+         {} runs ({} busy answers), {} changes in the log ({} during the load); \
+         {} changes delivered, {} lost, {} wrong, {} views differing from the database; \
+         streams caught up {:.1?} after the last run",
+        f.held,
+        f.runs,
+        f.busy,
+        f.log_len,
+        f.during_load,
+        f.delivered,
+        f.lost,
+        f.wrong,
+        f.views_differ,
+        f.drain,
+    );
+    eprintln!(
+        "load: server RSS {} MiB before the streams, {} MiB with them open, \
+         {} MiB peak, {} MiB at the end",
+        rss_before / 1024,
+        f.rss_streams / 1024,
+        f.rss_max / 1024,
+        f.rss_end / 1024
+    );
+    assert_eq!(f.held, stream_count, "streams that could not open");
+    assert_eq!(f.first_problem, None);
+    assert_eq!((f.lost, f.wrong, f.views_differ), (0, 0, 0));
+    assert!(
+        f.rss_max < max_rss_mib * 1024,
+        "the server grew to {} MiB (bound {max_rss_mib} MiB)",
+        f.rss_max / 1024
+    );
+}
+
+/// Opens every stream, runs the senders, lets the last runs finish, then
+/// checks every stream against the change log and the database.
+async fn run(load: Load) -> Figures {
+    let mut figures = Figures::default();
+    let (stop, stopped) = watch::channel(false);
+    let (streams, followers) = open_streams(&load, &stopped).await;
+    figures.held = streams.opened.load(Ordering::SeqCst);
+    figures.rss_streams = load.rss_kib();
+    if figures.held < load.specs.len() {
+        stop.send_replace(true);
+        for follower in followers {
+            if let Some(err) = follower.await.unwrap().error {
+                figures.first_problem.get_or_insert(err);
             }
-            panic!(
-                "{} of {stream_count} streams failed to open, e.g. {:?}",
-                stream_count - held,
-                errors.first()
-            );
         }
+        return figures;
+    }
 
-        // 2. The senders, with the server's memory sampled throughout.
-        let rss_max = Arc::new(AtomicU64::new(rss_streams));
-        let sampler = tokio::spawn({
-            let (rss_max, mut stopped) = (Arc::clone(&rss_max), stopped.clone());
-            async move {
-                loop {
-                    rss_max.fetch_max(rss_kib(), Ordering::SeqCst);
-                    tokio::select! {
-                        _ = stopped.wait_for(|stop| *stop) => return,
-                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    }
+    // The server's memory is sampled throughout.
+    let rss_max = Arc::new(AtomicU64::new(figures.rss_streams));
+    let sampler = tokio::spawn({
+        let (rss_max, mut stopped, pid) = (Arc::clone(&rss_max), stopped.clone(), load.pid);
+        async move {
+            loop {
+                rss_max.fetch_max(support::rss_of(pid), Ordering::SeqCst);
+                tokio::select! {
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
             }
-        });
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let senders: Vec<_> = sessions
-            .ids
-            .iter()
-            .map(|id| tokio::spawn(send_until(Arc::clone(&addr), id.clone(), deadline)))
-            .collect();
-        let (mut runs, mut busy) = (0, 0);
-        for sender in senders {
-            let sent = sender.await.unwrap();
-            assert!(sent.error.is_none(), "a sender failed: {:?}", sent.error);
-            assert!(sent.runs > 0, "a sender never got a run started");
-            runs += sent.runs;
-            busy += sent.busy;
         }
-
-        // 3. Let the last runs finish, then read the whole change log.
-        let mut client = Client::new(Arc::clone(&addr));
-        let finish = Instant::now();
-        loop {
-            let mut working = 0;
-            for project in &project_ids {
-                let list = get_json(&mut client, &format!("/api/projects/{project}/sessions")).await;
-                working += list
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|s| s["state"] == "working")
-                    .count();
-            }
-            if working == 0 {
-                break;
-            }
-            assert!(finish.elapsed() < Duration::from_secs(60), "{working} sessions stay working");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let high_water = get_json(&mut client, &format!("/api/sessions/{}", sessions.ids[0])).await
-            ["seq"]
-            .as_i64()
-            .unwrap() as i32;
-        let mut log_reader = SseReader::open(&addr, "since=0").await.unwrap();
-        let mut log: Vec<Change> = Vec::new();
-        while log.last().is_none_or(|c| c.seq < high_water) {
-            let change = tokio::time::timeout(Duration::from_secs(30), log_reader.next_change(&sessions))
-                .await
-                .expect("the change log replay went quiet")
-                .unwrap();
-            assert!(log.last().is_none_or(|c| c.seq < change.seq), "log out of order");
-            log.push(change);
-        }
-        drop(log_reader);
-
-        // 4. Every stream must reach the last change in its scope.
-        let expected_last: Vec<i32> = specs
-            .iter()
-            .map(|spec| {
-                log.iter()
-                    .rev()
-                    .find(|c| spec.contains(c, &sessions))
-                    .map_or(0, |c| c.seq)
-            })
-            .collect();
-        // A stream that never gets there is counted as lost below, not a hang.
-        let drain_start = Instant::now();
-        while drain_start.elapsed() < Duration::from_secs(120)
-            && !followers.iter().any(|f| f.is_finished())
-            && !streams
-                .last
-                .iter()
-                .zip(&expected_last)
-                .all(|(last, &want)| last.load(Ordering::SeqCst) >= want)
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let drain = drain_start.elapsed();
-        stop.send_replace(true);
-        sampler.await.unwrap();
-        let mut received = Vec::new();
-        for follower in followers {
-            received.push(follower.await.unwrap());
-        }
-
-        // 5. The database's view, and each stream's against the log and it.
-        let mut db_state: HashMap<&str, u8> = HashMap::new();
-        for project in &project_ids {
-            for session in get_json(&mut client, &format!("/api/projects/{project}/sessions"))
-                .await
-                .as_array()
-                .unwrap()
-            {
-                let id = session["id"].as_str().unwrap();
-                let id = sessions.ids.iter().find(|s| *s == id).unwrap();
-                db_state.insert(id, state_code(session["state"].as_str().unwrap()).unwrap());
-            }
-        }
-        assert_eq!(db_state.len(), sessions.ids.len());
-        let (mut delivered, mut lost, mut wrong, mut views_differ) = (0usize, 0usize, 0usize, 0usize);
-        let mut first_problem: Option<String> = None;
-        for (index, (spec, got)) in specs.iter().zip(&received).enumerate() {
-            if let Some(err) = &got.error {
-                first_problem.get_or_insert_with(|| format!("stream {index}: {err}"));
-            }
-            delivered += got.changes.len();
-            let want: Vec<Change> = log
-                .iter()
-                .filter(|c| spec.contains(c, &sessions))
-                .copied()
-                .collect();
-            let (missing, unexpected) = compare(&want, &got.changes);
-            lost += missing;
-            wrong += unexpected;
-            let mut view: HashMap<&str, u8> = HashMap::new();
-            for change in &got.changes {
-                view.insert(&sessions.ids[usize::from(change.session)], change.state);
-            }
-            let mut db_view: HashMap<&str, u8> = db_state.clone();
-            db_view.retain(|id, _| spec.project.is_none_or(|p| sessions.projects[usize::from(sessions.index[*id])] == p));
-            if view != db_view {
-                views_differ += 1;
-                first_problem.get_or_insert_with(|| {
-                    format!("stream {index} ({spec:?}) ends with {view:?}, the database has {db_view:?}")
-                });
-            }
-        }
-        let rss_end = rss_kib();
-        let rss_max = rss_max.load(Ordering::SeqCst).max(rss_end);
-        eprintln!(
-            "load: {held} streams held, {sender_count} senders for {secs} s: {runs} runs \
-             ({busy} busy answers), {} changes in the log ({} during the load); \
-             {delivered} changes delivered, {lost} lost, {wrong} wrong, {views_differ} views \
-             differing from the database; streams caught up {drain:.1?} after the last run",
-            log.len(),
-            high_water - setup_seq,
-        );
-        eprintln!(
-            "load: server RSS {} MiB before the streams, {} MiB with them open, {} MiB peak, {} MiB at the end",
-            rss_before / 1024,
-            rss_streams / 1024,
-            rss_max / 1024,
-            rss_end / 1024
-        );
-        assert_eq!(held, stream_count, "streams that could not open");
-        assert_eq!(first_problem, None);
-        assert_eq!((lost, wrong, views_differ), (0, 0, 0));
-        assert!(
-            rss_max < max_rss_mib * 1024,
-            "the server grew to {} MiB (bound {max_rss_mib} MiB)",
-            rss_max / 1024
-        );
     });
+    (figures.runs, figures.busy) = run_senders(&load).await;
+    let mut client = Client::new(Arc::clone(&load.addr));
+    wait_for_idle(&load, &mut client).await;
+
+    // The change log straight from the file: the API may bound long replays.
+    let detail = get_json(
+        &mut client,
+        &format!("/api/sessions/{}", load.sessions.ids[0]),
+    )
+    .await;
+    let high_water = detail["seq"].as_i64().unwrap() as i32;
+    let log = tokio::task::spawn_blocking({
+        let (database, sessions) = (load.database.clone(), Arc::clone(&load.sessions));
+        move || change_log(&database, &sessions)
+    })
+    .await
+    .unwrap();
+    assert_eq!(log.last().map(|c| c.seq), Some(high_water));
+    figures.log_len = log.len();
+    figures.during_load = high_water - load.setup_seq;
+
+    // Every stream must reach the last change in its scope; one that never
+    // does is counted as lost below rather than hanging the test.
+    let expected_last: Vec<i32> = load
+        .specs
+        .iter()
+        .map(|spec| {
+            log.iter()
+                .rev()
+                .find(|c| spec.contains(c, &load.sessions))
+                .map_or(0, |c| c.seq)
+        })
+        .collect();
+    let caught_up = || {
+        streams
+            .last
+            .iter()
+            .zip(&expected_last)
+            .all(|(last, &want)| last.load(Ordering::SeqCst) >= want)
+    };
+    let drain_start = Instant::now();
+    while drain_start.elapsed() < Duration::from_secs(120)
+        && !followers.iter().any(|f| f.is_finished())
+        && !caught_up()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    figures.drain = drain_start.elapsed();
+    stop.send_replace(true);
+    sampler.await.unwrap();
+    let mut received = Vec::new();
+    for follower in followers {
+        received.push(follower.await.unwrap());
+    }
+
+    let db_state = database_states(&load, &mut client).await;
+    check_streams(&load, &log, &received, &db_state, &mut figures);
+    figures.rss_end = load.rss_kib();
+    figures.rss_max = rss_max.load(Ordering::SeqCst).max(figures.rss_end);
+    figures
+}
+
+/// Starts a follower per spec, a few dozen connecting at a time, and waits
+/// until each has its stream open (or failed to).
+async fn open_streams(
+    load: &Load,
+    stopped: &watch::Receiver<bool>,
+) -> (Arc<Streams>, Vec<JoinHandle<Received>>) {
+    let count = load.specs.len();
+    let streams = Arc::new(Streams {
+        opened: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        last: (0..count).map(|_| AtomicI32::new(0)).collect(),
+    });
+    let opening = Arc::new(Semaphore::new(64));
+    let started = Instant::now();
+    let followers = load
+        .specs
+        .iter()
+        .enumerate()
+        .map(|(index, &spec)| {
+            tokio::spawn(follow_stream(
+                Arc::clone(&load.addr),
+                spec,
+                index,
+                Arc::clone(&load.sessions),
+                Arc::clone(&streams),
+                Arc::clone(&opening),
+                stopped.clone(),
+            ))
+        })
+        .collect();
+    wait_until("the streams to open", Duration::from_secs(120), || {
+        streams.opened.load(Ordering::SeqCst) + streams.failed.load(Ordering::SeqCst) == count
+    })
+    .await;
+    eprintln!(
+        "load: {} of {count} streams open in {:.1?}",
+        streams.opened.load(Ordering::SeqCst),
+        started.elapsed()
+    );
+    (streams, followers)
+}
+
+/// One sender per session for the test's duration; returns the runs
+/// started and the busy answers received.
+async fn run_senders(load: &Load) -> (usize, usize) {
+    let deadline = Instant::now() + Duration::from_secs(load.secs);
+    let senders: Vec<_> = load
+        .sessions
+        .ids
+        .iter()
+        .map(|id| tokio::spawn(send_until(Arc::clone(&load.addr), id.clone(), deadline)))
+        .collect();
+    let (mut runs, mut busy) = (0, 0);
+    for sender in senders {
+        let sent = sender.await.unwrap();
+        assert!(sent.error.is_none(), "a sender failed: {:?}", sent.error);
+        assert!(sent.runs > 0, "a sender never got a run started");
+        runs += sent.runs;
+        busy += sent.busy;
+    }
+    (runs, busy)
+}
+
+/// Waits for the last runs to finish.
+async fn wait_for_idle(load: &Load, client: &mut Client) {
+    let start = Instant::now();
+    loop {
+        let states = database_states(load, client).await;
+        let working = states.iter().filter(|(_, &state)| state == 1).count();
+        if working == 0 {
+            return;
+        }
+        let waited = start.elapsed();
+        assert!(
+            waited < Duration::from_secs(60),
+            "{working} sessions stay working"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Each session's state as the API reads it from the database, by index.
+async fn database_states(load: &Load, client: &mut Client) -> HashMap<u16, u8> {
+    let mut states = HashMap::new();
+    for project in &load.project_ids {
+        let list = get_json(client, &format!("/api/projects/{project}/sessions")).await;
+        for session in list.as_array().unwrap() {
+            let index = load.sessions.index[session["id"].as_str().unwrap()];
+            let state = state_code(session["state"].as_str().unwrap()).unwrap();
+            states.insert(index, state);
+        }
+    }
+    assert_eq!(states.len(), load.sessions.ids.len());
+    states
+}
+
+/// Each stream against its part of the change log (nothing lost, nothing
+/// extra) and its final view (last state per session) against the database.
+fn check_streams(
+    load: &Load,
+    log: &[Change],
+    received: &[Received],
+    db_state: &HashMap<u16, u8>,
+    figures: &mut Figures,
+) {
+    for (index, (spec, got)) in load.specs.iter().zip(received).enumerate() {
+        if let Some(err) = &got.error {
+            figures
+                .first_problem
+                .get_or_insert_with(|| format!("stream {index}: {err}"));
+        }
+        figures.delivered += got.changes.len();
+        let want: Vec<Change> = log
+            .iter()
+            .filter(|c| spec.contains(c, &load.sessions))
+            .copied()
+            .collect();
+        let (lost, wrong) = compare(&want, &got.changes);
+        figures.lost += lost;
+        figures.wrong += wrong;
+        let view: HashMap<u16, u8> = got.changes.iter().map(|c| (c.session, c.state)).collect();
+        let mut db_view = db_state.clone();
+        db_view.retain(|&session, _| {
+            spec.project
+                .is_none_or(|p| load.sessions.projects[usize::from(session)] == p)
+        });
+        if view != db_view {
+            figures.views_differ += 1;
+            figures.first_problem.get_or_insert_with(|| {
+                format!(
+                    "stream {index} ({spec:?}) ends with {view:?}, the database has {db_view:?}"
+                )
+            });
+        }
+    }
 }
 
 /// Opens an event stream with a blocking socket; returns it once the server
@@ -808,4 +937,22 @@ fn the_per_client_stream_limit_answers_503_with_retry_after() {
     let held: Vec<_> = (0..5).map(|_| open_stream(&server)).collect();
     assert_refused(&server);
     drop(held);
+}
+
+#[test]
+fn the_checker_counts_lost_and_unexpected_changes() {
+    let c = |seq, state| Change {
+        seq,
+        session: 0,
+        state,
+    };
+    let want = [c(1, 0), c(2, 1), c(3, 0)];
+    assert_eq!(compare(&want, &want), (0, 0));
+    assert_eq!(compare(&want, &[c(1, 0), c(3, 0)]), (1, 0));
+    assert_eq!(compare(&want, &[]), (3, 0));
+    assert_eq!(
+        compare(&want, &[c(1, 0), c(2, 2), c(3, 0), c(4, 1)]),
+        (0, 2),
+        "a wrong state and a change from outside the scope"
+    );
 }
