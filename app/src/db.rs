@@ -53,7 +53,18 @@ pub enum DbError {
 
 impl From<DbError> for AppError {
     fn from(err: DbError) -> Self {
-        tracing::error!(error = %err, "database error");
+        // Diesel's messages leave out their causes (e.g. which value in a
+        // column could not be read): log the whole chain, once each.
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !message.contains(&cause_text) {
+                message = format!("{message}: {cause_text}");
+            }
+            source = cause.source();
+        }
+        tracing::error!(error = %message, "database error");
         AppError::Internal("the database could not complete the request; see the server log".into())
     }
 }

@@ -12,7 +12,7 @@ use crate::cli::AccessArgs;
 use app::{
     access::Access,
     project::ListProjects,
-    run::{LoadConversation, LoadSessionDetail},
+    run::{LoadConversation, LoadSessionDetail, LoadTimeline},
     session::ProjectSessions,
 };
 use axum::{
@@ -58,11 +58,12 @@ const CROSS_SITE_REFUSAL: &str =
 /// function, yet a read-only viewer's live pages need them to reload their
 /// snapshots. Any server function not listed here is a write: a new one is
 /// refused to read-only tokens until it is added.
-const READING_SERVER_FNS: [&str; 4] = [
+const READING_SERVER_FNS: [&str; 5] = [
     ListProjects::PATH,
     ProjectSessions::PATH,
     LoadConversation::PATH,
     LoadSessionDetail::PATH,
+    LoadTimeline::PATH,
 ];
 
 // ---------------------------------------------------------------------------

@@ -67,6 +67,12 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self(StatusCode::UNPROCESSABLE_ENTITY, rejection.body_text())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
@@ -103,7 +109,10 @@ async fn list_sessions(
     Ok(Json(page.sessions))
 }
 
+/// Unknown fields are refused (422 naming the field) rather than ignored:
+/// a misspelt field would otherwise silently fall back to its default.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewSession {
     name: String,
     #[serde(default)]
@@ -145,6 +154,7 @@ async fn session_detail(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SendMessage {
     message: String,
 }

@@ -88,9 +88,10 @@ fn sqlite_path(url: &str) -> Result<PathBuf, String> {
         Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => &url[scheme.len() + 3..],
         Some(scheme) => {
             return Err(format!(
-            "--database-url: agentdeck keeps its data in SQLite and does not speak {scheme}://; \
-                 pass a SQLite file path (e.g. ~/agentdeck.db) or sqlite://PATH"
-        ))
+                "--database-url {}: agentdeck keeps its data in SQLite and does not speak {scheme}://; \
+                 pass a SQLite file path (e.g. ~/agentdeck.db) or sqlite://PATH",
+                without_password(url)
+            ))
         }
     };
     if path.trim().is_empty() {
@@ -99,6 +100,22 @@ fn sqlite_path(url: &str) -> Result<PathBuf, String> {
         );
     }
     Ok(PathBuf::from(path))
+}
+
+/// `url` with the password of its `user:password@` part replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The scheme `url` starts with, if it looks like one (`^[a-zA-Z][a-zA-Z0-9+.-]*://`).
@@ -408,6 +425,17 @@ mod tests {
         }
         assert!(path("").unwrap_err().contains("empty"));
         assert!(path("sqlite://").unwrap_err().contains("empty"));
+        assert!(path("postgres://u:secret@h/db")
+            .unwrap_err()
+            .contains("postgres://u:***@h/db"));
+        assert_eq!(
+            without_password("postgres://u@h:5/db"),
+            "postgres://u@h:5/db"
+        );
+        assert_eq!(
+            without_password("pg://u:p@ss@h/db?x=1"),
+            "pg://u:***@h/db?x=1"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::{
 use app::{db::Db, error::AppError, run::runner::Runner, shell, sync::scan::Syncer, App};
 use axum::{
     extract::{DefaultBodyLimit, Request},
-    http::{header, HeaderValue, Method},
+    http::{header, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -68,6 +68,7 @@ pub fn router(
         .with_state(api_state)
         .merge(pages)
         .merge(access::login_routes(Arc::clone(&guard)))
+        .layer(middleware::from_fn(refuse_oversized_bodies))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&guard),
             access::refuse_cross_site_writes,
@@ -104,6 +105,24 @@ pub fn router(
                 tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
             }),
         )
+}
+
+/// A body declared larger than [`MAX_BODY_BYTES`] is refused with 413 before
+/// any handler reads it, with the same JSON error on every route: a server
+/// function would otherwise fail while reading it and answer 500.
+async fn refuse_oversized_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&length| length > MAX_BODY_BYTES as u64) {
+        let body = axum::Json(serde_json::json!({
+            "error": format!("request body too large: {length} bytes, the limit is {MAX_BODY_BYTES} bytes")
+        }));
+        return (StatusCode::PAYLOAD_TOO_LARGE, body).into_response();
+    }
+    next.run(request).await
 }
 
 /// A form posted without JavaScript that a server function refused would

@@ -423,6 +423,7 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
         ("project_sessions", "project_id=1".to_owned()),
         ("load_conversation", format!("session_id={id}")),
         ("load_session_detail", format!("session_id={id}")),
+        ("load_timeline", format!("session_id={id}")),
     ];
     let writes = [
         ("add_project", "path=/tmp".to_owned()),
