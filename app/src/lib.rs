@@ -43,6 +43,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
+                // The server sends `Referrer-Policy: no-referrer`; pages
+                // relax it to their own origin only, so a form posted
+                // without JavaScript can be redirected back to its page.
+                <meta name="referrer" content="same-origin" />
                 <link rel="icon" href="data:," />
                 <link rel="stylesheet" href="/pkg/agentdeck.css" />
                 // Leptos' islands loader waits for `requestIdleCallback` with

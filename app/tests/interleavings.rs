@@ -61,7 +61,7 @@ async fn apply(db: &Db, sessions: &[Session], runs: &RunLog, op: Op, step: usize
         // Mostly the latest run, sometimes an older one.
         match list.len() {
             0 => None,
-            n if step % 3 == 0 => Some(list[step % n].clone()),
+            n if step.is_multiple_of(3) => Some(list[step % n].clone()),
             n => Some(list[n - 1].clone()),
         }
     };
@@ -265,7 +265,7 @@ fn run_case(plans: Vec<Vec<Op>>) {
         for task in tasks {
             task.await.unwrap();
         }
-        let high_water = db.run(|conn| writer::high_water(conn)).await.unwrap();
+        let high_water = db.run(writer::high_water).await.unwrap();
         let mut followed = Vec::new();
         while followed.last().copied().unwrap_or(0) < high_water {
             let event = tokio::time::timeout(Duration::from_secs(5), follower.next())

@@ -886,10 +886,10 @@ fn login_page(next: &str, error: Option<&str>, status: StatusCode) -> Response {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"color-scheme\" content=\"light dark\">\
-         <title>Sign in · agentdeck</title><link rel=\"icon\" href=\"data:,\">\
+         <title>Log in · agentdeck</title><link rel=\"icon\" href=\"data:,\">\
          <link rel=\"stylesheet\" href=\"/pkg/agentdeck.css\"></head>\
          <body><header class=\"topbar\"><span class=\"brand\">agentdeck</span></header>\
-         <main class=\"container\"><h1>Sign in</h1>\
+         <main class=\"container\"><h1>Log in</h1>\
          <p>This dashboard needs its access token. It was printed when the server started; \
          <code>agentdeck token</code> prints it again.</p>\
          <form class=\"card\" method=\"post\" action=\"{LOGIN_PATH}\"><div class=\"fields\">\
@@ -897,7 +897,7 @@ fn login_page(next: &str, error: Option<&str>, status: StatusCode) -> Response {
          <input name=\"token\" type=\"password\" required autofocus \
          autocomplete=\"current-password\" spellcheck=\"false\"></label>\
          <input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <button class=\"primary\" type=\"submit\">Sign in</button></div>{error}</form>\
+         <button class=\"primary\" type=\"submit\">Log in</button></div>{error}</form>\
          </main></body></html>",
         html_escape::encode_double_quoted_attribute(next)
     );
