@@ -882,10 +882,14 @@ fn login_page(next: &str, error: Option<&str>, status: StatusCode) -> Response {
             )
         })
         .unwrap_or_default();
+    // Same-origin referrers (the header says no-referrer): under
+    // no-referrer Chromium posts the form with `Origin: null`, which the
+    // CSRF check rightly refuses.
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"color-scheme\" content=\"light dark\">\
+         <meta name=\"referrer\" content=\"same-origin\">\
          <title>Log in · agentdeck</title><link rel=\"icon\" href=\"data:,\">\
          <link rel=\"stylesheet\" href=\"/pkg/agentdeck.css\"></head>\
          <body><header class=\"topbar\"><span class=\"brand\">agentdeck</span></header>\
