@@ -1,4 +1,5 @@
-//! The one writer of session state. Every change goes through [`apply`]: a
+//! The one writer of session state. Every change goes through [`apply`] (or
+//! [`apply_fenced`], for the start and end of a run): a
 //! conditional UPDATE (`WHERE id = ? AND state = <from>`) plus a history
 //! row, in the caller's transaction. Nothing reads the state and then
 //! writes it; a change that no longer applies is refused, not forced.
@@ -10,7 +11,6 @@ use crate::{
         schema::{session_transitions, sessions},
     },
     error::AppError,
-    live::Scope,
     session::Session,
     session_state::SessionState,
 };
@@ -137,27 +137,6 @@ pub fn record_lifecycle(
         ))
         .returning(Transition::as_returning())
         .get_result(conn)?)
-}
-
-/// Log entries after `since` (all, or one project's, or one session's),
-/// in commit order: what a live view missed.
-pub fn since(
-    conn: &mut SqliteConnection,
-    since: i32,
-    scope: &Scope,
-) -> Result<Vec<Transition>, AppError> {
-    let mut query = session_transitions::table
-        .filter(session_transitions::seq.gt(since))
-        .into_boxed();
-    match scope {
-        Scope::All => {}
-        Scope::Project(id) => query = query.filter(session_transitions::project_id.eq(*id)),
-        Scope::Session(id) => query = query.filter(session_transitions::session_id.eq(id.clone())),
-    }
-    Ok(query
-        .order(session_transitions::seq.asc())
-        .select(Transition::as_select())
-        .load(conn)?)
 }
 
 /// The latest position in the change log (0 when empty): the high-water
