@@ -448,3 +448,36 @@ async fn deleting_a_working_session_stops_its_process_group_first() {
     }
     panic!("process group {pgid} still alive after delete");
 }
+
+/// `agentdeck sync` (a second process opening the same file) while the
+/// server holds the write lock: opening waits for it instead of failing.
+#[tokio::test]
+async fn opening_the_database_while_another_process_writes_waits_for_it() {
+    let fx = Fixture::new().await;
+    let path = fx.db_path();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+            conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            conn.batch_execute("COMMIT").unwrap();
+        }
+    });
+    locked_rx.recv().unwrap();
+    // Both the opening and a first write happen while the lock is held.
+    let second = tokio::task::spawn_blocking(move || Db::open(path.to_str().unwrap()))
+        .await
+        .unwrap()
+        .expect("a second opener waits for the lock, then opens");
+    let written = session::store::create(&second, fx.project.id, "from sync", AgentKind::Shell)
+        .await
+        .expect("a write waits for the lock too");
+    holder.join().unwrap();
+    assert_eq!(
+        session::store::get(&fx.db, &written.id).await.unwrap().name,
+        "from sync"
+    );
+}
