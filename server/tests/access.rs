@@ -1,201 +1,55 @@
 //! Access tokens, the login cookie, the read-only token, the Host
 //! allow-list, CSRF and security headers, on the real `agentdeck` binary.
 
+mod support;
+
 use serde_json::{json, Value};
 use std::{
     collections::BTreeSet,
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpStream,
     os::unix::fs::PermissionsExt,
     path::Path,
-    process::{Child, ChildStdout, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
-    time::Duration,
 };
+use support::{Reply, Server};
 
-/// A running server, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    dir: Arc<tempfile::TempDir>,
-    stdout: BufReader<ChildStdout>,
-}
-
-/// An answer: status, headers (names lowercased) and body.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::String(self.body.clone()))
-    }
-}
-
-impl Server {
-    /// A tokenless server on loopback.
-    fn start() -> Self {
-        Self::start_with(&[], &[])
-    }
-
-    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::start_in(Arc::new(tempfile::tempdir().unwrap()), args, env)
-    }
-
-    /// A server on the database in `dir`, with extra `serve` arguments and
-    /// environment. Its stderr goes to `dir/stderr-N`.
-    fn start_in(dir: Arc<tempfile::TempDir>, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Self::command(&dir, args, env).spawn().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("agentdeck listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            // Bound to every interface: connect through loopback.
-            .replace("0.0.0.0:", "127.0.0.1:");
-        Self {
-            child,
-            addr,
-            dir,
-            stdout,
-        }
-    }
-
-    fn command(dir: &tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Command {
-        std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
-        std::fs::write(dir.path().join("pkg/agentdeck.css"), "body {}").unwrap();
-        let stderr = (0..)
-            .map(|n| dir.path().join(format!("stderr-{n}")))
-            .find(|p| !p.exists())
-            .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agentdeck"));
-        command
-            .args(["serve", "--port", "0", "--database-url"])
-            .arg(dir.path().join("agentdeck.db"))
-            .args(args)
-            .env("AGENTDECK_SITE_ROOT", dir.path())
-            .env_remove("AGENTDECK_TOKEN")
-            .env_remove("AGENTDECK_READ_ONLY_TOKEN")
-            .env_remove("AGENTDECK_REQUIRE_TOKEN")
-            .env_remove("AGENTDECK_ALLOWED_HOSTS")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(stderr).unwrap());
-        command
-    }
-
+/// Requests and output only these tests need.
+trait Access {
     /// The next line the server printed after "listening": a login link.
     /// Returns the token in it, after checking the link's form.
+    fn login_token(&mut self, label: &str) -> String;
+    /// A JSON POST from a script (no Origin, no Sec-Fetch-Site).
+    fn post_json(&self, path: &str, headers: &[&str], body: Value) -> Reply;
+    /// A server-function call, as a form post.
+    fn post_form(&self, path: &str, headers: &[&str], form: &str) -> Reply;
+    /// The server's own Origin header.
+    fn origin(&self) -> String;
+}
+
+impl Access for Server {
     fn login_token(&mut self, label: &str) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
+        let line = self.next_line();
         let port = self.addr.rsplit(':').next().unwrap();
         let prefix = format!("agentdeck {label}: http://127.0.0.1:{port}/?token=");
-        line.trim()
-            .strip_prefix(&prefix)
+        line.strip_prefix(&prefix)
             .unwrap_or_else(|| panic!("expected {prefix}…, got {line:?}"))
             .to_owned()
     }
 
-    /// Everything the server wrote to stderr so far (all its starts in this dir).
-    fn stderr(&self) -> String {
-        (0..)
-            .map(|n| self.dir.path().join(format!("stderr-{n}")))
-            .take_while(|p| p.exists())
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
-    }
-
-    /// Sends one HTTP/1.1 request with the given extra header lines.
-    fn send(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Reply {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut head = String::new();
-        if !headers.iter().any(|h| h.starts_with("Host:")) {
-            head.push_str(&format!("Host: {}\r\n", self.addr));
-        }
-        for header in headers {
-            head.push_str(header);
-            head.push_str("\r\n");
-        }
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\n{head}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 8192];
-        // An event stream never ends: stop once its headers are in.
-        let is_stream = path.starts_with("/api/events");
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => raw.extend_from_slice(&buf[..n]),
-                Err(err) => panic!("{method} {path}: {err}"),
-            }
-            if is_stream && raw.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.lines();
-        let status = lines.next().unwrap()[9..12].parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        Reply {
-            status,
-            headers,
-            body: body.to_owned(),
-        }
-    }
-
-    fn get(&self, path: &str, headers: &[&str]) -> Reply {
-        self.send("GET", path, headers, "")
-    }
-
-    /// A JSON POST from a script (no Origin, no Sec-Fetch-Site).
     fn post_json(&self, path: &str, headers: &[&str], body: Value) -> Reply {
-        let mut all = vec!["Content-Type: application/json"];
+        let mut all = vec![support::JSON];
         all.extend_from_slice(headers);
-        self.send("POST", path, &all, &body.to_string())
+        self.send("POST", path, &all, body.to_string())
     }
 
-    /// A server-function call, as a form post.
     fn post_form(&self, path: &str, headers: &[&str], form: &str) -> Reply {
-        let mut all = vec![
-            "Content-Type: application/x-www-form-urlencoded",
-            "Accept: application/json",
-        ];
+        let mut all = support::FORM.to_vec();
         all.extend_from_slice(headers);
         self.send("POST", path, &all, form)
     }
 
     fn origin(&self) -> String {
         format!("Origin: http://{}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -234,7 +88,7 @@ const VIEW_TOKEN: &str = "view-only-token-0123456789";
 
 #[test]
 fn a_network_bind_needs_the_generated_token() {
-    let mut server = Server::start_with(&["--bind", "0.0.0.0"], &[]);
+    let mut server = Server::options().args(&["--bind", "0.0.0.0"]).start();
     let token = server.login_token("login");
     assert_eq!(token.len(), 64, "{token}");
     let warning = server.stderr();
@@ -295,7 +149,10 @@ fn a_network_bind_needs_the_generated_token() {
 
 #[test]
 fn a_login_link_becomes_a_cookie_and_leaves_the_url() {
-    let server = Server::start_with(&["--bind", "0.0.0.0"], &[("AGENTDECK_TOKEN", TOKEN)]);
+    let server = Server::options()
+        .args(&["--bind", "0.0.0.0"])
+        .env("AGENTDECK_TOKEN", TOKEN)
+        .start();
     project_with_session(&server, &bearer(TOKEN));
 
     let reply = server.get(
@@ -348,7 +205,7 @@ fn a_login_link_becomes_a_cookie_and_leaves_the_url() {
             "POST",
             "/login",
             &["Content-Type: application/x-www-form-urlencoded", &origin],
-            &format!("token={token}&next={next}"),
+            format!("token={token}&next={next}"),
         )
     };
     let ok = login(TOKEN, "%2Fprojects%2F1%2Fsessions");
@@ -395,10 +252,10 @@ fn server_fn_endpoints() -> BTreeSet<String> {
 
 #[test]
 fn the_read_only_token_sees_everything_and_changes_nothing() {
-    let server = Server::start_with(
-        &["--read-only-token", VIEW_TOKEN],
-        &[("AGENTDECK_TOKEN", TOKEN)],
-    );
+    let server = Server::options()
+        .args(&["--read-only-token", VIEW_TOKEN])
+        .env("AGENTDECK_TOKEN", TOKEN)
+        .start();
     let id = project_with_session(&server, &bearer(TOKEN));
     let viewer = bearer(VIEW_TOKEN);
 
@@ -524,7 +381,12 @@ fn token_command(dir: &Path, extra: &[&str]) -> String {
 #[test]
 fn the_generated_token_is_private_survives_restarts_and_rotates() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut first = Server::start_in(Arc::clone(&dir), &["--bind", "0.0.0.0"], &[]);
+    let network = || {
+        Server::options()
+            .dir(Arc::clone(&dir))
+            .args(&["--bind", "0.0.0.0"])
+    };
+    let mut first = network().start();
     let token = first.login_token("login");
     let file = dir.path().join("token");
     let meta = std::fs::metadata(&file).unwrap();
@@ -532,7 +394,7 @@ fn the_generated_token_is_private_survives_restarts_and_rotates() {
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
     drop(first);
 
-    let mut second = Server::start_in(Arc::clone(&dir), &["--bind", "0.0.0.0"], &[]);
+    let mut second = network().start();
     assert_eq!(second.login_token("login"), token);
     assert_eq!(second.get("/api/projects", &[&bearer(&token)]).status, 200);
     assert_eq!(token_command(dir.path(), &[]), token);
@@ -548,7 +410,7 @@ fn the_generated_token_is_private_survives_restarts_and_rotates() {
     assert_eq!(second.get("/api/projects", &[&bearer(&token)]).status, 200);
     drop(second);
 
-    let mut third = Server::start_in(Arc::clone(&dir), &["--bind", "0.0.0.0"], &[]);
+    let mut third = network().start();
     assert_eq!(third.login_token("login"), rotated);
     assert_eq!(third.get("/api/projects", &[&bearer(&token)]).status, 401);
     assert_eq!(third.get("/api/projects", &[&bearer(&rotated)]).status, 200);
@@ -557,7 +419,7 @@ fn the_generated_token_is_private_survives_restarts_and_rotates() {
     // A read-only token made by the command is used, and printed, at start.
     let view = token_command(dir.path(), &["--read-only"]);
     assert_ne!(view, rotated);
-    let mut fourth = Server::start_in(Arc::clone(&dir), &["--bind", "0.0.0.0"], &[]);
+    let mut fourth = network().start();
     assert_eq!(fourth.login_token("login"), rotated);
     assert_eq!(fourth.login_token("read-only login"), view);
     let reply = fourth.post_json(
@@ -570,10 +432,7 @@ fn the_generated_token_is_private_survives_restarts_and_rotates() {
 
     // A token file others can read is refused, with what to do.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Server::command(&dir, &["--bind", "0.0.0.0"], &[])
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let out = network().command().stderr(Stdio::piped()).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("chmod 600"), "{stderr}");
@@ -582,20 +441,22 @@ fn the_generated_token_is_private_survives_restarts_and_rotates() {
 
 #[test]
 fn require_token_protects_loopback_too() {
-    let mut server = Server::start_with(&[], &[("AGENTDECK_REQUIRE_TOKEN", "true")]);
+    let mut server = Server::options()
+        .env("AGENTDECK_REQUIRE_TOKEN", "true")
+        .start();
     assert!(server.addr.starts_with("127.0.0.1:"));
     let token = server.login_token("login");
     assert_eq!(server.get("/api/projects", &[]).status, 401);
     assert_eq!(server.get("/", &[]).status, 401);
     assert_eq!(server.get("/api/projects", &[&bearer(&token)]).status, 200);
 
-    let mut flagged = Server::start_with(&["--require-token"], &[]);
+    let mut flagged = Server::options().args(&["--require-token"]).start();
     let token = flagged.login_token("login");
     assert_eq!(flagged.get("/api/projects", &[]).status, 401);
     assert_eq!(flagged.get("/", &[&cookie(&token)]).status, 200);
 
     // A given token is in force even on loopback, and is not printed.
-    let given = Server::start_with(&["--token", TOKEN], &[]);
+    let given = Server::options().args(&["--token", TOKEN]).start();
     assert_eq!(given.get("/api/projects", &[]).status, 401);
     assert_eq!(given.get("/api/projects", &[&bearer(TOKEN)]).status, 200);
     assert!(!given.stderr().contains(TOKEN));
@@ -720,7 +581,7 @@ fn writes_from_other_sites_are_refused() {
     assert_eq!(reply.status, 422, "typed by the user: past the check");
 
     // With a token in force, a browser's cookie alone is not enough.
-    let guarded = Server::start_with(&["--token", TOKEN], &[]);
+    let guarded = Server::options().args(&["--token", TOKEN]).start();
     project_with_session(&guarded, &bearer(TOKEN));
     let own = guarded.origin();
     for (headers, status) in [
@@ -752,17 +613,16 @@ fn writes_from_other_sites_are_refused() {
 
 #[test]
 fn only_allowed_host_names_are_served() {
-    let server = Server::start_with(
-        &[
+    let server = Server::options()
+        .args(&[
             "--bind",
             "0.0.0.0",
             "--token",
             TOKEN,
             "--allowed-host",
             "deck.example",
-        ],
-        &[],
-    );
+        ])
+        .start();
     let auth = bearer(TOKEN);
     let port = server.addr.rsplit(':').next().unwrap();
     for host in [
@@ -798,7 +658,9 @@ fn only_allowed_host_names_are_served() {
         assert_eq!(reply.status, 200, "{ip}: {}", reply.body);
     }
 
-    let env_only = Server::start_with(&[], &[("AGENTDECK_ALLOWED_HOSTS", "a.example,b.example")]);
+    let env_only = Server::options()
+        .env("AGENTDECK_ALLOWED_HOSTS", "a.example,b.example")
+        .start();
     for (host, status) in [("a.example", 200), ("b.example", 200), ("c.example", 403)] {
         let reply = env_only.get("/api/projects", &[&format!("Host: {host}")]);
         assert_eq!(reply.status, status, "{host}");

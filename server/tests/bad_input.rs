@@ -9,11 +9,11 @@ use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
-use support::Server;
+use support::{Reply, Server};
 
 /// A server with one project and one idle shell session in it.
 fn server_with_session() -> (Server, i32, String) {
-    let server = Server::start_with(&[]);
+    let server = Server::start();
     let project = server.add_project("one");
     let session = server.create_session(project, "job");
     (server, project, session)
@@ -37,9 +37,7 @@ fn assert_untouched(server: &Server, session_id: &str) {
 
 /// A normal send still works afterwards and ends idle.
 fn assert_still_serves(server: &Server, session_id: &str) {
-    let path = format!("/api/sessions/{session_id}/messages");
-    let (status, body) = server.json("POST", &path, Some(json!({"message": "true"})));
-    assert_eq!(status, 202, "{body}");
+    server.send_message(session_id, "true");
     server.wait_for(session_id, |d| d["session"]["state"] == "idle");
 }
 
@@ -164,9 +162,11 @@ fn an_unknown_state_in_the_database_is_a_clear_500_and_nothing_else_breaks() {
     assert_eq!(status, 500, "{answer}");
     error_of(status, &answer);
     assert!(
-        server.log().contains(r#"unknown session state "paused""#),
+        server
+            .stderr()
+            .contains(r#"unknown session state "paused""#),
         "the log should name the bad value:\n{}",
-        server.log()
+        server.stderr()
     );
     let (status, _) = server.form("GET", &format!("/projects/{project}/sessions"), "");
     assert_eq!(status, 500, "the project's page");
@@ -205,11 +205,11 @@ fn a_bad_since_gets_422_as_json() {
         format!("project={project}&since=abc"),
         "since=99999999999".to_owned(),
     ] {
-        let (status, head, body) = server.send(
+        let Reply { status, head, body } = server.send(
             "GET",
             &format!("/api/events?{query}"),
-            "Accept: text/event-stream\r\n",
-            b"",
+            &["Accept: text/event-stream"],
+            "",
         );
         assert_eq!(status, 422, "{query}: {head}\n{body}");
         let answer: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));

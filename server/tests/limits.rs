@@ -2,191 +2,27 @@
 //! requests, event stream limits, bad `since` values, database locations
 //! and file modes.
 
-use nix::{
-    sys::signal::{kill, Signal},
-    unistd::Pid,
-};
+mod support;
+
 use serde_json::{json, Value};
 use std::{
     ffi::OsStr,
-    io::{BufRead, BufReader, ErrorKind, Read, Write},
+    io::{ErrorKind, Read, Write},
     net::TcpStream,
     os::unix::fs::PermissionsExt,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
+use support::{wait_exit, Reply, Server};
 
-/// A running server on a fresh database, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    dir: Arc<tempfile::TempDir>,
-}
-
-impl Server {
-    /// A server on `agentdeck.db` in a new temporary directory.
-    fn start(args: &[&str]) -> Self {
-        Self::start_in(Arc::new(tempfile::tempdir().unwrap()), args)
-    }
-
-    /// A server on `agentdeck.db` in `dir`, with extra flags.
-    fn start_in(dir: Arc<tempfile::TempDir>, args: &[&str]) -> Self {
-        let mut command = agentdeck(&dir);
-        command
-            .arg("--database-url")
-            .arg(dir.path().join("agentdeck.db"))
-            .args(args);
-        Self::spawn(command, dir)
-    }
-
-    fn spawn(mut command: Command, dir: Arc<tempfile::TempDir>) -> Self {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("agentdeck listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Self { child, addr, dir }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(&self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream
-    }
-
-    /// Sends one request and reads the whole answer; returns its status,
-    /// head and body.
-    fn send(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
-        let mut stream = self.connect();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{headers}\
-             Content-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (status_of(head), head.to_owned(), body.to_owned())
-    }
-
-    /// Sends a JSON request; returns the status and the parsed body.
-    fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let (status, _, text) =
-            self.send(method, path, "Content-Type: application/json\r\n", &body);
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
-    }
-
-    /// Opens `GET /api/events?{query}` and reads the answer's head; the
-    /// stream is left open for the events.
-    fn open_events(&self, query: &str, headers: &str) -> (u16, String, TcpStream) {
-        let mut stream = self.connect();
-        write!(
-            stream,
-            "GET /api/events?{query} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n{headers}\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = stream
-                .read(&mut byte)
-                .expect("no answer to the event request");
-            assert!(n > 0, "closed before the head: {head:?}");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        (status_of(&head), head, stream)
-    }
-
-    /// A project (a fresh directory) with `sessions` shell sessions, through the API.
-    fn project_with_sessions(&self, sessions: usize) -> Vec<String> {
-        let project = self.dir.path().join("project");
-        std::fs::create_dir_all(&project).unwrap();
-        let form = format!("path={}", project.display());
-        let (status, _, body) = self.send(
-            "POST",
-            "/rpc/add_project",
-            "Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n",
-            &form,
-        );
-        assert_eq!(status, 200, "{body}");
-        (0..sessions)
-            .map(|i| self.create_session(&format!("job {i}")))
-            .collect()
-    }
-
-    fn create_session(&self, name: &str) -> String {
-        let (status, session) = self.json(
-            "POST",
-            "/api/projects/1/sessions",
-            Some(json!({"name": name, "agent": "shell"})),
-        );
-        assert_eq!(status, 201, "{session}");
-        session["id"].as_str().unwrap().to_owned()
-    }
-
-    /// Stops the server with SIGTERM; returns how long it took to exit.
-    fn terminate(mut self) -> Duration {
-        let started = Instant::now();
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        let status = wait_exit(&mut self.child, Duration::from_secs(10))
-            .expect("the server did not stop within 10 s");
-        assert!(status.success(), "{status:?}");
-        started.elapsed()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `agentdeck serve` on a free port, the site root in `dir`.
-fn agentdeck(dir: &tempfile::TempDir) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_agentdeck"));
-    command
-        .args(["serve", "--port", "0"])
-        .env("AGENTDECK_SITE_ROOT", dir.path())
-        .env_remove("AGENTDECK_DATABASE_URL");
-    command
-}
-
-fn status_of(head: &str) -> u16 {
-    head.get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {head:?}"))
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
+/// A project (a fresh directory) with `sessions` shell sessions, through the API.
+fn project_with_sessions(server: &Server, sessions: usize) -> Vec<String> {
+    let project = server.add_project("project");
+    (0..sessions)
+        .map(|i| server.create_session(project, &format!("job {i}")))
+        .collect()
 }
 
 /// Reads until the server closes the connection; returns how long that took.
@@ -229,7 +65,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn slow_and_idle_connections_are_dropped_while_others_are_served() {
-    let server = Server::start(&["--header-timeout", "1"]);
+    let server = Server::options().args(&["--header-timeout", "1"]).start();
 
     // Slowloris: a head that never ends.
     let mut slow = server.connect();
@@ -273,7 +109,7 @@ fn slow_and_idle_connections_are_dropped_while_others_are_served() {
 
 #[test]
 fn oversized_request_heads_are_refused_and_the_server_carries_on() {
-    let server = Server::start(&[]);
+    let server = Server::start();
     let big = format!("X-Big: {}\r\n", "a".repeat(100 * 1024));
     let many: String = (0..150).map(|i| format!("X-Header-{i}: {i}\r\n")).collect();
     for (name, headers) in [("100 KiB header", big), ("150 headers", many)] {
@@ -298,13 +134,15 @@ fn oversized_request_heads_are_refused_and_the_server_carries_on() {
 
 #[test]
 fn event_streams_are_limited_per_client_and_a_closed_one_frees_its_slot() {
-    let server = Server::start(&["--max-streams-per-client", "2"]);
-    let (status, _, first) = server.open_events("", "");
+    let server = Server::options()
+        .args(&["--max-streams-per-client", "2"])
+        .start();
+    let (status, _, first) = server.open_events("", &[]);
     assert_eq!(status, 200);
-    let (status, _, _second) = server.open_events("since=0", "");
+    let (status, _, _second) = server.open_events("since=0", &[]);
     assert_eq!(status, 200);
 
-    let (status, head, body) = server.send("GET", "/api/events", "", "");
+    let Reply { status, head, body } = server.get("/api/events", &[]);
     assert_eq!(status, 503, "{head}");
     assert!(
         head.to_ascii_lowercase().contains("retry-after: 5"),
@@ -320,17 +158,17 @@ fn event_streams_are_limited_per_client_and_a_closed_one_frees_its_slot() {
     drop(first);
     let freed = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(50));
-        server.open_events("", "").0 == 200
+        server.open_events("", &[]).0 == 200
     });
     assert!(freed, "closing a stream did not free its slot");
 }
 
 #[test]
 fn event_streams_are_limited_in_all() {
-    let server = Server::start(&["--max-streams", "1"]);
-    let (status, _, _open) = server.open_events("", "");
+    let server = Server::options().args(&["--max-streams", "1"]).start();
+    let (status, _, _open) = server.open_events("", &[]);
     assert_eq!(status, 200);
-    let (status, head, body) = server.send("GET", "/api/events?since=0", "", "");
+    let Reply { status, head, body } = server.get("/api/events?since=0", &[]);
     assert_eq!(status, 503, "{head}");
     assert!(
         head.to_ascii_lowercase().contains("retry-after: 5"),
@@ -344,7 +182,7 @@ fn event_streams_are_limited_in_all() {
 
 #[test]
 fn bad_since_last_event_id_and_project_are_clear_422s() {
-    let server = Server::start(&[]);
+    let server = Server::start();
     let long = "9".repeat(5000);
     for (query, header, expected) in [
         (
@@ -369,12 +207,12 @@ fn bad_since_last_event_id_and_project_are_clear_422s() {
         ),
         (
             "",
-            "Last-Event-ID: x\r\n",
+            "Last-Event-ID: x",
             r#"Last-Event-ID must be a change number (0 or more), not "x""#,
         ),
         (
             "since=3",
-            "Last-Event-ID: -7\r\n",
+            "Last-Event-ID: -7",
             r#"Last-Event-ID must be a change number (0 or more), not "-7""#,
         ),
         (
@@ -388,7 +226,8 @@ fn bad_since_last_event_id_and_project_are_clear_422s() {
             "since must be a change number",
         ),
     ] {
-        let (status, _, body) = server.send("GET", &format!("/api/events?{query}"), header, "");
+        let headers: Vec<&str> = [header].into_iter().filter(|h| !h.is_empty()).collect();
+        let Reply { status, body, .. } = server.get(&format!("/api/events?{query}"), &headers);
         assert_eq!(status, 422, "{query} {header}: {body}");
         let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
         let message = error["error"].as_str().unwrap();
@@ -402,13 +241,13 @@ fn bad_since_last_event_id_and_project_are_clear_422s() {
 
 #[test]
 fn a_stream_without_since_starts_from_now_and_outlives_the_header_timeout() {
-    let server = Server::start(&["--header-timeout", "1"]);
-    server.project_with_sessions(2); // changes 1 and 2
-    let (status, _, mut stream) = server.open_events("project=1", "");
+    let server = Server::options().args(&["--header-timeout", "1"]).start();
+    project_with_sessions(&server, 2); // changes 1 and 2
+    let (status, _, mut stream) = server.open_events("project=1", &[]);
     assert_eq!(status, 200);
     // Longer than the header timeout: a response being streamed is not cut.
     std::thread::sleep(Duration::from_millis(2500));
-    server.create_session("new"); // change 3
+    server.create_session(1, "new"); // change 3
     assert_eq!(read_ids_until(&mut stream, "3"), ["3"]);
 }
 
@@ -462,19 +301,20 @@ fn a_database_url_with_another_scheme_is_refused_and_nothing_is_created() {
 
 #[test]
 fn the_data_directory_and_database_are_private_to_the_user() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Arc::new(tempfile::tempdir().unwrap());
     let data_home = dir.path().join("data");
-    let mut command = agentdeck(&dir);
-    command
+    let server = Server::options()
+        .dir(Arc::clone(&dir))
+        .default_database()
         .env("XDG_DATA_HOME", &data_home)
-        .env("HOME", dir.path().join("home"));
-    let server = Server::spawn(command, Arc::new(dir));
+        .env("HOME", dir.path().join("home"))
+        .start();
     let data_dir = data_home.join("agentdeck");
     let db = data_dir.join("agentdeck.db");
     assert_eq!(mode(&data_home), 0o700);
     assert_eq!(mode(&data_dir), 0o700);
     assert_eq!(mode(&db), 0o600);
-    server.project_with_sessions(1); // writes: the WAL files exist now
+    project_with_sessions(&server, 1); // writes: the WAL files exist now
     for suffix in ["-wal", "-shm"] {
         let mut name = db.clone().into_os_string();
         name.push(OsStr::new(suffix));
@@ -484,32 +324,21 @@ fn the_data_directory_and_database_are_private_to_the_user() {
 
 #[test]
 fn an_existing_database_is_made_private_and_agents_keep_the_users_umask() {
-    let first = Server::start(&[]);
+    let mut first = Server::start();
     let dir = Arc::clone(&first.dir);
     let db = dir.path().join("agentdeck.db");
-    let id = first.project_with_sessions(1).remove(0);
+    let id = project_with_sessions(&first, 1).remove(0);
     first.terminate();
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let server = Server::start_in(dir, &[]);
+    let server = Server::options().dir(dir).start();
     assert_eq!(mode(&db), 0o600);
 
     // The shell agent reports the umask it runs with: the user's, not the
     // server's private one.
-    let (status, body) = server.json(
-        "POST",
-        &format!("/api/sessions/{id}/messages"),
-        Some(json!({"message": "umask"})),
-    );
-    assert_eq!(status, 202, "{body}");
-    let answer = (0..200)
-        .find_map(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            let (_, detail) = server.json("GET", &format!("/api/sessions/{id}"), None);
-            (detail["session"]["state"] == "idle").then(|| detail["messages"].clone())
-        })
-        .expect("the run did not finish");
-    let printed = answer.as_array().unwrap().last().unwrap()["content"]
+    server.send_message(&id, "umask");
+    let detail = server.wait_for(&id, |d| d["session"]["state"] == "idle");
+    let printed = detail["messages"].as_array().unwrap().last().unwrap()["content"]
         .as_str()
         .unwrap()
         .trim()
@@ -529,8 +358,8 @@ fn an_existing_database_is_made_private_and_agents_keep_the_users_umask() {
 
 #[test]
 fn a_graceful_stop_is_prompt_with_streams_and_slow_clients_open() {
-    let server = Server::start(&[]);
-    let streams: Vec<_> = (0..3).map(|_| server.open_events("", "").2).collect();
+    let mut server = Server::start();
+    let streams: Vec<_> = (0..3).map(|_| server.open_events("", &[]).2).collect();
     let mut slow = server.connect();
     write!(slow, "GET / HTTP/1.1\r\nHost: {}\r\n", server.addr).unwrap();
     let took = server.terminate();

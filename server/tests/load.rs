@@ -12,7 +12,6 @@ mod support;
 use serde::{de::IgnoredAny, Deserialize};
 use std::{
     collections::HashMap,
-    io::{Read, Write},
     path::PathBuf,
     sync::{
         atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering},
@@ -20,7 +19,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use support::Server;
+use support::{Reply, Server};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
@@ -598,7 +597,9 @@ fn thousands_of_streams_and_a_hundred_senders_lose_no_change() {
     let secs = env_or("AGENTDECK_LOAD_SECS", 30) as u64;
     let max_rss_mib = env_or("AGENTDECK_LOAD_MAX_RSS_MB", 400) as u64;
     raise_open_file_limit();
-    let server = Server::start_with(&["--max-streams-per-client", "100000", "--max-runs", "200"]);
+    let server = Server::options()
+        .args(&["--max-streams-per-client", "100000", "--max-runs", "200"])
+        .start();
     let load = Load::set_up(&server, stream_count, sender_count, secs);
     let rss_before = server.rss_kib();
 
@@ -877,34 +878,18 @@ fn check_streams(
 /// Opens an event stream with a blocking socket; returns it once the server
 /// answered 200, so the stream counts against the limits.
 fn open_stream(server: &Server) -> std::net::TcpStream {
-    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /api/events?since=0 HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        server.addr
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed: {head:?}");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (status, head, stream) = server.open_events("since=0", &[]);
+    assert_eq!(status, 200, "{head}");
     stream
 }
 
 /// Asks for one more stream than allowed: 503 with `Retry-After` and a JSON error.
 fn assert_refused(server: &Server) {
-    let (status, head, body) = server.send(
+    let Reply { status, head, body } = server.send(
         "GET",
         "/api/events?since=0",
-        "Accept: text/event-stream\r\n",
-        b"",
+        &["Accept: text/event-stream"],
+        "",
     );
     assert_eq!(status, 503, "{head}\n{body}");
     assert!(
@@ -925,7 +910,7 @@ fn assert_refused(server: &Server) {
 
 #[test]
 fn the_stream_limit_answers_503_with_retry_after() {
-    let server = Server::start_with(&["--max-streams", "50"]);
+    let server = Server::options().args(&["--max-streams", "50"]).start();
     let held: Vec<_> = (0..50).map(|_| open_stream(&server)).collect();
     assert_refused(&server);
     drop(held);
@@ -933,7 +918,9 @@ fn the_stream_limit_answers_503_with_retry_after() {
 
 #[test]
 fn the_per_client_stream_limit_answers_503_with_retry_after() {
-    let server = Server::start_with(&["--max-streams-per-client", "5"]);
+    let server = Server::options()
+        .args(&["--max-streams-per-client", "5"])
+        .start();
     let held: Vec<_> = (0..5).map(|_| open_stream(&server)).collect();
     assert_refused(&server);
     drop(held);

@@ -1,106 +1,24 @@
 //! The real `agentdeck` binary on a random port and a fresh SQLite file.
 
+mod support;
+
 use nix::{
     sys::signal::{kill, killpg, Signal},
     unistd::Pid,
 };
 use serde_json::{json, Value};
-use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpStream,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
-
-/// A running server, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    dir: Arc<tempfile::TempDir>,
-}
-
-impl Server {
-    fn start() -> Self {
-        Self::start_in(Arc::new(tempfile::tempdir().unwrap()))
-    }
-
-    /// A server on the database in `dir` (a second server on the same
-    /// directory sees what the first one wrote).
-    fn start_in(dir: Arc<tempfile::TempDir>) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentdeck"))
-            .args(["serve", "--port", "0", "--database-url"])
-            .arg(dir.path().join("agentdeck.db"))
-            .env("AGENTDECK_SITE_ROOT", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("agentdeck listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Self { child, addr, dir }
-    }
-
-    /// Sends one form-encoded HTTP/1.1 request; returns the status and body.
-    fn request(&self, method: &str, path: &str, form: Option<&str>) -> (u16, String) {
-        let headers =
-            "Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n";
-        self.send(method, path, headers, form.unwrap_or(""))
-    }
-
-    /// Sends a JSON request; returns the status and the parsed body.
-    fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let (status, text) = self.send(method, path, "Content-Type: application/json\r\n", &body);
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    fn send(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        let host = match headers.starts_with("Host:") {
-            true => String::new(),
-            false => format!("Host: {}\r\n", self.addr),
-        };
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\n{host}Connection: close\r\n{headers}\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response[9..12].parse().unwrap();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_owned();
-        (status, body)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::{io::Read, sync::Arc, time::Duration};
+use support::{Reply, Server};
 
 #[test]
 fn listens_on_loopback_by_default_and_serves_the_projects_page() {
     let server = Server::start();
-    assert!(server.addr.starts_with("127.0.0.1:"), "{}", server.addr);
-    let (status, body) = server.request("GET", "/", None);
+    assert!(
+        server.listening.starts_with("127.0.0.1:"),
+        "{}",
+        server.listening
+    );
+    let (status, body) = server.form("GET", "/", "");
     assert_eq!(status, 200);
     assert!(body.contains("Add project"), "{body}");
 }
@@ -113,7 +31,7 @@ fn unknown_pages_and_projects_are_real_404s() {
         "/projects/abc/sessions",
         "/no/such/page",
     ] {
-        let (status, body) = server.request("GET", path, None);
+        let (status, body) = server.form("GET", path, "");
         assert_eq!(status, 404, "{path}");
         assert!(body.contains("Not found"), "{path}: {body}");
     }
@@ -125,21 +43,21 @@ fn server_functions_answer_with_the_status_of_their_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap();
 
-    let (status, body) = server.request("POST", "/rpc/add_project", Some(&format!("path={path}")));
+    let (status, body) = server.form("POST", "/rpc/add_project", &format!("path={path}"));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"id\":1"), "{body}");
 
-    let (status, body) = server.request("POST", "/rpc/add_project", Some(&format!("path={path}")));
+    let (status, body) = server.form("POST", "/rpc/add_project", &format!("path={path}"));
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("already exists"), "{body}");
 
-    let (status, _) = server.request("POST", "/rpc/add_project", Some("path=%2Fno%2Fsuch%2Fdir"));
+    let (status, _) = server.form("POST", "/rpc/add_project", "path=%2Fno%2Fsuch%2Fdir");
     assert_eq!(status, 422);
 
-    let (status, body) = server.request(
+    let (status, body) = server.form(
         "POST",
         "/rpc/create_session",
-        Some("project_id=1&name=one&agent=shell"),
+        "project_id=1&name=one&agent=shell",
     );
     assert_eq!(status, 200, "{body}");
     assert!(
@@ -147,52 +65,22 @@ fn server_functions_answer_with_the_status_of_their_error() {
         "{body}"
     );
 
-    let (status, _) = server.request(
+    let (status, _) = server.form(
         "POST",
         "/rpc/create_session",
-        Some("project_id=77&name=one&agent=shell"),
+        "project_id=77&name=one&agent=shell",
     );
     assert_eq!(status, 404);
 
-    let (status, body) = server.request("GET", "/projects/1/sessions", None);
+    let (status, body) = server.form("GET", "/projects/1/sessions", "");
     assert_eq!(status, 200);
     assert!(body.contains(">one<"), "{body}");
 }
 
 /// A project directory and a shell session in it, made through the JSON API.
 fn project_with_session(server: &Server) -> String {
-    let project_dir = server.dir.path().join("project");
-    std::fs::create_dir_all(&project_dir).unwrap();
-    let form = format!("path={}", project_dir.display());
-    let (status, body) = server.request("POST", "/rpc/add_project", Some(&form));
-    assert_eq!(status, 200, "{body}");
-    let (status, session) = server.json(
-        "POST",
-        "/api/projects/1/sessions",
-        Some(json!({"name": "job", "agent": "shell"})),
-    );
-    assert_eq!(status, 201, "{session}");
-    session["id"].as_str().unwrap().to_owned()
-}
-
-/// Sends a message through the JSON API; it must be accepted.
-fn send_message(server: &Server, session_id: &str, message: &str) {
-    let path = format!("/api/sessions/{session_id}/messages");
-    let (status, body) = server.json("POST", &path, Some(json!({ "message": message })));
-    assert_eq!(status, 202, "{body}");
-}
-
-/// Polls the session until `done` holds for it.
-fn wait_for(server: &Server, session_id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..200 {
-        let (status, detail) = server.json("GET", &format!("/api/sessions/{session_id}"), None);
-        assert_eq!(status, 200, "{detail}");
-        if done(&detail) {
-            return detail;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("session {session_id} never reached the expected state");
+    let project = server.add_project("project");
+    server.create_session(project, "job")
 }
 
 fn run_pid(detail: &Value) -> Option<i32> {
@@ -279,12 +167,12 @@ fn the_json_api_answers_with_the_right_statuses() {
 #[test]
 fn requests_for_another_host_name_are_refused_on_loopback() {
     let server = Server::start();
-    let (status, body) = server.send("GET", "/", "Host: rebound.evil.example\r\n", "");
+    let Reply { status, body, .. } = server.send("GET", "/", &["Host: rebound.evil.example"], "");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("localhost only"), "{body}");
     for host in ["localhost:3000", "127.0.0.1", "[::1]:8080"] {
-        let (status, _) = server.send("GET", "/api/projects", &format!("Host: {host}\r\n"), "");
-        assert_eq!(status, 200, "{host}");
+        let reply = server.get("/api/projects", &[&format!("Host: {host}")]);
+        assert_eq!(reply.status, 200, "{host}");
     }
 }
 
@@ -293,22 +181,22 @@ fn cross_origin_writes_are_refused() {
     let server = Server::start();
     let id = project_with_session(&server);
     let body = json!({"message": "touch pwned"}).to_string();
-    let headers = "Content-Type: application/json\r\nOrigin: http://evil.example\r\n";
-    let (status, text) = server.send(
+    let headers = [support::JSON, "Origin: http://evil.example"];
+    let reply = server.send(
         "POST",
         &format!("/api/sessions/{id}/messages"),
-        headers,
+        &headers,
         &body,
     );
-    assert_eq!(status, 403, "{text}");
-    let (status, _) = server.send(
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    let reply = server.send(
         "POST",
         "/rpc/add_project",
-        "Origin: http://evil.example\r\n",
+        &["Origin: http://evil.example"],
         "path=/tmp",
     );
-    assert_eq!(status, 403);
-    let detail = wait_for(&server, &id, |_| true);
+    assert_eq!(reply.status, 403);
+    let detail = server.detail(&id);
     assert_eq!(detail["session"]["state"], "idle");
     assert!(detail["runs"].as_array().unwrap().is_empty());
 }
@@ -317,16 +205,16 @@ fn cross_origin_writes_are_refused() {
 fn a_killed_server_leaves_no_session_stuck_working() {
     let first = Server::start();
     let id = project_with_session(&first);
-    send_message(&first, &id, "sleep 30");
-    let pid = run_pid(&wait_for(&first, &id, |d| run_pid(d).is_some())).unwrap();
+    first.send_message(&id, "sleep 30");
+    let pid = run_pid(&first.wait_for(&id, |d| run_pid(d).is_some())).unwrap();
 
     let dir = Arc::clone(&first.dir);
     drop(first); // SIGKILL: no chance to clean up
                  // The orphaned agent is not the new server's to kill; the test tidies it.
     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
 
-    let second = Server::start_in(dir);
-    let detail = wait_for(&second, &id, |_| true);
+    let second = Server::options().dir(dir).start();
+    let detail = second.detail(&id);
     assert_eq!(detail["session"]["state"], "error");
     assert_eq!(detail["session"]["error_message"], INTERRUPTED);
     assert_eq!(
@@ -366,7 +254,7 @@ fn kill_9_while_runs_end_leaves_a_consistent_database() {
         }
         let dir = Arc::clone(&server.dir);
         drop(server); // SIGKILL
-        server = Server::start_in(dir);
+        server = Server::options().dir(dir).start();
         for id in &ids {
             let (status, detail) = server.json("GET", &format!("/api/sessions/{id}"), None);
             assert_eq!(status, 200, "round {round}: {detail}");
@@ -388,20 +276,18 @@ fn kill_9_while_runs_end_leaves_a_consistent_database() {
 fn a_graceful_stop_interrupts_runs_and_ends_their_processes() {
     let mut first = Server::start();
     let id = project_with_session(&first);
-    send_message(&first, &id, "sleep 30");
-    let pid = run_pid(&wait_for(&first, &id, |d| run_pid(d).is_some())).unwrap();
+    first.send_message(&id, "sleep 30");
+    let pid = run_pid(&first.wait_for(&id, |d| run_pid(d).is_some())).unwrap();
     assert!(group_alive(pid));
 
-    kill(Pid::from_raw(first.child.id() as i32), Signal::SIGTERM).unwrap();
-    let exit = first.child.wait().unwrap();
-    assert!(exit.success(), "{exit:?}");
+    first.terminate();
     assert!(
         group_ends(pid),
         "the agent's process group outlived the server"
     );
 
-    let second = Server::start_in(Arc::clone(&first.dir));
-    let detail = wait_for(&second, &id, |_| true);
+    let second = Server::options().dir(Arc::clone(&first.dir)).start();
+    let detail = second.detail(&id);
     assert_eq!(detail["session"]["state"], "error");
     assert_eq!(detail["session"]["error_message"], INTERRUPTED);
     assert_eq!(detail["runs"][0]["outcome"], "interrupted");
@@ -411,21 +297,14 @@ fn a_graceful_stop_interrupts_runs_and_ends_their_processes() {
 fn the_event_stream_replays_after_since_then_follows_live() {
     let server = Server::start();
     let id = project_with_session(&server);
-    send_message(&server, &id, "true");
-    wait_for(&server, &id, |d| d["session"]["state"] == "idle");
+    server.send_message(&id, "true");
+    server.wait_for(&id, |d| d["session"]["state"] == "idle");
 
-    let mut stream = TcpStream::connect(&server.addr).unwrap();
-    write!(
-        stream,
-        "GET /api/events?project=1&since=1 HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        server.addr
-    )
-    .unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (status, head, mut stream) = server.open_events("project=1&since=1", &[]);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("text/event-stream"), "{head}");
     // seq 1 is the session's creation; 2 and 3 are sent/succeeded; 4 and 5 come live.
-    send_message(&server, &id, "exit 3");
+    server.send_message(&id, "exit 3");
     let mut received = String::new();
     let mut buf = [0u8; 4096];
     while !received.contains("id: 5") {
@@ -433,8 +312,6 @@ fn the_event_stream_replays_after_since_then_follows_live() {
         assert!(n > 0, "the stream ended: {received}");
         received.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    assert!(received.starts_with("HTTP/1.1 200"), "{received}");
-    assert!(received.contains("text/event-stream"), "{received}");
     let ids: Vec<&str> = received
         .lines()
         .filter_map(|l| l.strip_prefix("id: "))
@@ -454,7 +331,7 @@ fn the_event_stream_replays_after_since_then_follows_live() {
     kill(Pid::from_raw(server.child.id() as i32), Signal::SIGTERM).unwrap();
     let stopped = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(50));
-        server.child.try_wait().unwrap().is_some()
+        !server.alive()
     });
     assert!(stopped, "the server did not stop with an event stream open");
 }
@@ -464,8 +341,8 @@ fn the_session_api_pages_its_history_with_before_cursors() {
     let server = Server::start();
     let id = project_with_session(&server);
     for message in ["echo one", "echo two"] {
-        send_message(&server, &id, message);
-        wait_for(&server, &id, |d| d["session"]["state"] == "idle");
+        server.send_message(&id, message);
+        server.wait_for(&id, |d| d["session"]["state"] == "idle");
     }
     let path = format!("/api/sessions/{id}");
     let (status, newest) = server.json("GET", &path, None);
