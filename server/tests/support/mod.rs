@@ -88,7 +88,7 @@ impl Options {
             .map(|n| dir.join(format!("stderr-{n}")))
             .find(|p| !p.exists())
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agentdeck"));
+        let mut command = Command::new(binary());
         command.args(["serve", "--port", "0"]);
         if self.database_url {
             command.arg("--database-url").arg(dir.join("agentdeck.db"));
@@ -473,4 +473,13 @@ pub fn rss_of(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("no VmRSS in /proc/<pid>/status")
+}
+
+/// The binary under test: this build's, or `AGENTDECK_TEST_BIN` (e.g. the
+/// release build, for load figures that mean something).
+pub fn binary() -> PathBuf {
+    std::env::var_os("AGENTDECK_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_agentdeck")),
+        PathBuf::from,
+    )
 }
