@@ -2,6 +2,8 @@
 //! API get one bounded page of it (the newest, or the one before a cursor),
 //! and paging back with each page's first id reaches everything, once.
 
+mod common;
+
 use app::{
     agent::AgentKind,
     db::{
@@ -9,7 +11,6 @@ use app::{
         Db,
     },
     error::AppError,
-    project,
     run::{store, Before, Outcome, Role, SessionDetail, MESSAGES_PER_PAGE, TRANSITIONS_PER_PAGE},
     session::{self, Session},
     transition::{
@@ -17,6 +18,7 @@ use app::{
         Reason, TransitionEvent,
     },
 };
+use common::Fixture;
 use diesel::prelude::*;
 
 /// Messages in the long session: far more than a page, as the issue asks
@@ -24,35 +26,6 @@ use diesel::prelude::*;
 const MESSAGES: usize = 10_000;
 /// Send/cancel rounds recorded for it: 600 timeline entries.
 const ROUNDS: usize = 300;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: Db,
-    project_id: i32,
-}
-
-impl Fixture {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let project_dir = dir.path().join("p");
-        std::fs::create_dir(&project_dir).unwrap();
-        let db = Db::open(dir.path().join("db.sqlite").to_str().unwrap()).unwrap();
-        let project = project::store::add(&db, project_dir.to_str().unwrap(), None)
-            .await
-            .unwrap();
-        Self {
-            _dir: dir,
-            db,
-            project_id: project.id,
-        }
-    }
-
-    async fn session(&self, name: &str) -> Session {
-        session::store::create(&self.db, self.project_id, name, AgentKind::Shell)
-            .await
-            .unwrap()
-    }
-}
 
 /// What was written for the long session, in order.
 struct Written {
@@ -140,8 +113,8 @@ fn message_ids(detail: &SessionDetail) -> Vec<i32> {
 #[tokio::test]
 async fn a_long_history_comes_in_bounded_pages_that_page_back_without_gaps_or_repeats() {
     let fx = Fixture::new().await;
-    let long = fx.session("long").await;
-    let other = fx.session("other").await;
+    let long = fx.named_session("long", AgentKind::Shell).await;
+    let other = fx.named_session("other", AgentKind::Shell).await;
     let written = write_history(&fx.db, &long, &other).await;
 
     // The newest page: the last messages, their runs, the last transitions.
@@ -205,8 +178,8 @@ async fn a_long_history_comes_in_bounded_pages_that_page_back_without_gaps_or_re
 #[tokio::test]
 async fn the_islands_pages_are_small_and_follow_the_same_cursors() {
     let fx = Fixture::new().await;
-    let long = fx.session("long").await;
-    let other = fx.session("other").await;
+    let long = fx.named_session("long", AgentKind::Shell).await;
+    let other = fx.named_session("other", AgentKind::Shell).await;
     let written = write_history(&fx.db, &long, &other).await;
 
     let newest = store::conversation(&fx.db, &long.id, None).await.unwrap();
@@ -245,7 +218,7 @@ async fn the_islands_pages_are_small_and_follow_the_same_cursors() {
     );
 
     // A session without history has nothing earlier.
-    let empty = store::detail(&fx.db, &fx.session("new").await.id)
+    let empty = store::detail(&fx.db, &fx.named_session("new", AgentKind::Shell).await.id)
         .await
         .unwrap();
     assert!(empty.messages.is_empty() && empty.transitions.is_empty());

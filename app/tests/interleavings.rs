@@ -3,16 +3,17 @@
 //! the real writer on a real SQLite file. Whatever the order, the database
 //! stays consistent and the change log tells the whole story.
 
+mod common;
+
 use app::{
-    agent::AgentKind,
     db::Db,
     error::AppError,
     live::{follow::follow, LiveEvent, Scope},
-    project,
     run::store::{self, Ending, Started},
     session::{self, Session},
     transition::{writer, Reason, TransitionEvent},
 };
+use common::Fixture;
 use diesel::{prelude::*, SqliteConnection};
 use proptest::prelude::*;
 use std::{
@@ -232,23 +233,10 @@ fn run_case(plans: Vec<Vec<Op>>) {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let project_dir = dir.path().join("p");
-        std::fs::create_dir(&project_dir).unwrap();
-        let db = Db::open(dir.path().join("db.sqlite").to_str().unwrap()).unwrap();
+        let fx = Fixture::new().await;
+        let db = fx.db.clone();
         let mut follower = follow(db.clone(), Scope::All, Some(0));
-        let project = project::store::add(&db, project_dir.to_str().unwrap(), None)
-            .await
-            .unwrap();
-        let mut sessions = Vec::new();
-        for i in 0..SESSIONS {
-            sessions.push(
-                session::store::create(&db, project.id, &format!("s{i}"), AgentKind::Shell)
-                    .await
-                    .unwrap(),
-            );
-        }
-        let sessions = Arc::new(sessions);
+        let sessions = Arc::new(fx.shell_sessions(SESSIONS).await);
         let runs: RunLog = Arc::default();
         let tasks: Vec<_> = plans
             .into_iter()

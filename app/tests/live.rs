@@ -3,6 +3,8 @@
 //! concurrently, and when it lags behind the hub — or, when it is too far
 //! behind to replay, one reset.
 
+mod common;
+
 use app::{
     agent::AgentKind,
     db::Db,
@@ -16,44 +18,14 @@ use app::{
         Reason, TransitionEvent,
     },
 };
+use common::Fixture;
 use std::{sync::Arc, time::Duration};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: Db,
-    project_id: i32,
-}
-
 impl Fixture {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let project_dir = dir.path().join("p");
-        std::fs::create_dir(&project_dir).unwrap();
-        let db = Db::open(dir.path().join("db.sqlite").to_str().unwrap()).unwrap();
-        let project = project::store::add(&db, project_dir.to_str().unwrap(), None)
-            .await
-            .unwrap();
-        Self {
-            _dir: dir,
-            db,
-            project_id: project.id,
-        }
-    }
-
+    /// The ids of `count` new shell sessions.
     async fn sessions(&self, count: usize) -> Vec<String> {
-        let mut ids = Vec::new();
-        for i in 0..count {
-            let s = session::store::create(
-                &self.db,
-                self.project_id,
-                &format!("s{i}"),
-                AgentKind::Shell,
-            )
-            .await
-            .unwrap();
-            ids.push(s.id);
-        }
-        ids
+        let sessions = self.shell_sessions(count).await;
+        sessions.into_iter().map(|s| s.id).collect()
     }
 
     async fn high_water(&self) -> i32 {
@@ -119,7 +91,7 @@ async fn a_follower_gets_exactly_the_changes_after_since_while_writes_continue()
         .map(|id| tokio::spawn(churn(fx.db.clone(), id.clone(), 25)))
         .collect();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(since));
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project.id), Some(since));
     for writer in writers {
         writer.await.unwrap();
     }
@@ -152,7 +124,7 @@ async fn a_lagging_follower_is_caught_up_from_the_database() {
 async fn two_hundred_transitions_across_twenty_sessions_arrive_in_order() {
     let fx = Fixture::new().await;
     let since = fx.high_water().await;
-    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(since));
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project.id), Some(since));
     let ids = fx.sessions(20).await;
     let writers: Vec<_> = ids
         .iter()
@@ -169,12 +141,12 @@ async fn two_hundred_transitions_across_twenty_sessions_arrive_in_order() {
 #[tokio::test]
 async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
     let fx = Fixture::new().await;
-    let other_dir = fx._dir.path().join("other");
+    let other_dir = fx.dir.path().join("other");
     std::fs::create_dir(&other_dir).unwrap();
     let other = project::store::add(&fx.db, other_dir.to_str().unwrap(), None)
         .await
         .unwrap();
-    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(0));
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project.id), Some(0));
     // Once the follower has sent a first change it is subscribed, so what
     // follows comes live, each with the session as it was at that change.
     fx.sessions(1).await;
@@ -183,7 +155,7 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
     session::store::create(&fx.db, other.id, "elsewhere", AgentKind::Shell)
         .await
         .unwrap();
-    let mine = session::store::create(&fx.db, fx.project_id, "mine", AgentKind::Shell)
+    let mine = session::store::create(&fx.db, fx.project.id, "mine", AgentKind::Shell)
         .await
         .unwrap();
     session::store::rename(&fx.db, &mine.id, "renamed")
@@ -199,7 +171,7 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
             .unwrap();
         if let LiveEvent::Change { change, session } = &*event {
             assert_eq!(
-                change.project_id, fx.project_id,
+                change.project_id, fx.project.id,
                 "another project's change leaked in"
             );
             seen.push((change.reason, session.as_ref().map(|s| s.name.clone())));
@@ -216,7 +188,7 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
 
     // A page that replays the same changes later gets the session as it is
     // now: here gone, so the created entry carries nothing to show.
-    let mut replay = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(0));
+    let mut replay = follow(fx.db.clone(), Scope::Project(fx.project.id), Some(0));
     let mut replayed = Vec::new();
     while replayed.len() < 4 {
         if let LiveEvent::Change { change, session } = &*next_event(&mut replay).await {
@@ -290,7 +262,7 @@ async fn a_follower_more_than_the_replay_bound_behind_gets_one_reset_then_live_c
     let high_water = fx.high_water().await;
     assert!(high_water > MAX_REPLAY as i32);
 
-    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project_id), Some(0));
+    let mut rx = follow(fx.db.clone(), Scope::Project(fx.project.id), Some(0));
     let first = next_event(&mut rx).await;
     assert_eq!(*first, LiveEvent::Reset { seq: high_water });
     // From there on it is live, from the mark on, and nothing else is replayed.

@@ -2,91 +2,27 @@
 //! reproduced on a real SQLite file with real agent processes (the shell,
 //! and a fake Claude that speaks its wire format).
 
+mod common;
+
 use app::{
     agent::AgentKind,
     db::Db,
     error::AppError,
-    project::{self, Project},
     run::{
-        runner::{Runner, RunnerConfig, LOST_RUN_MESSAGE},
+        runner::{RunnerConfig, LOST_RUN_MESSAGE},
         store::{self, Ending},
         Outcome, SessionDetail,
     },
-    session::{self, Session},
+    session,
     sync::scan::{SyncConfig, Syncer},
     transition::TransitionEvent,
     SessionState,
 };
+use common::Fixture;
 use diesel::{connection::SimpleConnection, Connection, SqliteConnection};
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    db: Db,
-    runner: Arc<Runner>,
-    project: Project,
-}
-
 impl Fixture {
-    async fn new() -> Self {
-        Self::with_config(RunnerConfig::default()).await
-    }
-
-    async fn with_config(config: RunnerConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let project_dir = dir.path().join("project");
-        std::fs::create_dir(&project_dir).unwrap();
-        let db = Db::open(dir.path().join("agentdeck.db").to_str().unwrap()).unwrap();
-        let fake = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bin/claude");
-        let runner = Runner::new(
-            db.clone(),
-            RunnerConfig {
-                claude_bin: Some(fake),
-                stop_grace: Duration::from_millis(500),
-                ..config
-            },
-        );
-        let project = project::store::add(&db, project_dir.to_str().unwrap(), None)
-            .await
-            .unwrap();
-        Self {
-            dir,
-            db,
-            runner,
-            project,
-        }
-    }
-
-    fn db_path(&self) -> PathBuf {
-        self.dir.path().join("agentdeck.db")
-    }
-
-    async fn session(&self, agent: AgentKind) -> Session {
-        session::store::create(&self.db, self.project.id, "s", agent)
-            .await
-            .unwrap()
-    }
-
-    async fn detail(&self, session_id: &str) -> SessionDetail {
-        store::detail(&self.db, session_id).await.unwrap()
-    }
-
-    /// Polls until the session leaves `working` (at most `secs` seconds).
-    async fn settled_within(&self, session_id: &str, secs: u64) -> SessionDetail {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let detail = self.detail(session_id).await;
-            if detail.session.state != SessionState::Working {
-                return detail;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "session {session_id} still working after {secs} s: {detail:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
     async fn session_count(&self) -> usize {
         session::store::list_for_project(&self.db, self.project.id, None)
             .await

@@ -1,90 +1,30 @@
 //! Agent runs end to end below HTTP: a real SQLite file, real processes,
 //! and fake `claude`/`codex` executables that print the real wire formats.
 
+mod common;
+
 use app::{
     agent::AgentKind,
-    db::Db,
     error::AppError,
-    project,
     run::{
         runner::{Runner, RunnerConfig},
         store, Outcome, Role, SessionDetail,
     },
-    session::{self, Session},
+    session::Session,
     transition::{Reason, INTERRUPTED_MESSAGE, MAX_ERROR_CHARS},
     SessionState,
 };
+use common::Fixture;
 use nix::{sys::signal::killpg, unistd::Pid};
-use std::{path::PathBuf, sync::Arc, time::Duration};
-use tempfile::TempDir;
-
-fn fake_bin(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/bin")
-        .join(name)
-}
-
-struct Fixture {
-    _dir: TempDir,
-    project_dir: PathBuf,
-    db: Db,
-    runner: Arc<Runner>,
-    project_id: i32,
-}
+use std::{sync::Arc, time::Duration};
 
 impl Fixture {
-    async fn new() -> Self {
-        Self::with_config(RunnerConfig::default()).await
-    }
-
-    async fn with_config(config: RunnerConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let project_dir = dir.path().join("project");
-        std::fs::create_dir(&project_dir).unwrap();
-        let db = Db::open(dir.path().join("agentdeck.db").to_str().unwrap()).unwrap();
-        let config = RunnerConfig {
-            claude_bin: Some(fake_bin("claude")),
-            codex_bin: Some(fake_bin("codex")),
-            stop_grace: Duration::from_millis(500),
-            ..config
-        };
-        let runner = Runner::new(db.clone(), config);
-        let project = project::store::add(&db, project_dir.to_str().unwrap(), None)
-            .await
-            .unwrap();
-        Self {
-            _dir: dir,
-            project_dir,
-            db,
-            runner,
-            project_id: project.id,
-        }
-    }
-
-    async fn session(&self, agent: AgentKind) -> Session {
-        session::store::create(&self.db, self.project_id, "s", agent)
-            .await
-            .unwrap()
-    }
-
     /// Sends and waits for the run to end.
     async fn run(&self, session: &Session, message: &str) -> SessionDetail {
         let sent = self.runner.send(&session.id, message).await.unwrap();
         assert_eq!(sent.state, SessionState::Working);
         assert_eq!(sent.error_message, None);
         self.settled(&session.id).await
-    }
-
-    /// Polls until the session leaves `working`.
-    async fn settled(&self, session_id: &str) -> SessionDetail {
-        for _ in 0..400 {
-            let detail = store::detail(&self.db, session_id).await.unwrap();
-            if detail.session.state != SessionState::Working {
-                return detail;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("session {session_id} still working after 10 s");
     }
 
     /// Polls until the running process's pid is recorded.
