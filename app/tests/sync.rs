@@ -70,6 +70,14 @@ impl Fixture {
         dir.join(format!("{session_id}.jsonl"))
     }
 
+    /// A valid Claude transcript `s-real` of `project`, beside which the
+    /// special files of a test are put.
+    fn real_transcript(&self, project: &Project, first_message: &str) -> PathBuf {
+        let real = self.claude_file(&project.path, "s-real");
+        fs::write(&real, claude_lines("s-real", &project.path, first_message)).unwrap();
+        real
+    }
+
     async fn sessions(&self, project: &Project) -> Vec<Session> {
         let mut list = session::store::list_for_project(&self.db, project.id, None)
             .await
@@ -422,12 +430,7 @@ fn rss_kib() -> u64 {
 async fn a_fifo_named_like_a_transcript_neither_hangs_nor_blocks_the_sync() {
     let fx = Fixture::new();
     let project = fx.project("fifo").await;
-    let real = fx.claude_file(&project.path, "s-real");
-    fs::write(
-        &real,
-        claude_lines("s-real", &project.path, "Beside a FIFO"),
-    )
-    .unwrap();
+    let real = fx.real_transcript(&project, "Beside a FIFO");
     let fifo = real.with_file_name("x.jsonl");
     mkfifo(&fifo, Mode::S_IRWXU).unwrap();
 
@@ -482,8 +485,7 @@ async fn a_file_swapped_after_listing_is_not_read() {
 async fn symlinks_are_followed_only_inside_the_root() {
     let fx = Fixture::new();
     let project = fx.project("links").await;
-    let real = fx.claude_file(&project.path, "s-real");
-    fs::write(&real, claude_lines("s-real", &project.path, "Real file")).unwrap();
+    let real = fx.real_transcript(&project, "Real file");
     let folder = real.parent().unwrap().to_owned();
     let root = fx.dir.path().join("claude/projects");
 
@@ -530,12 +532,7 @@ async fn symlinks_are_followed_only_inside_the_root() {
 async fn a_2_gib_sparse_file_syncs_in_bounded_memory_beside_real_ones() {
     let fx = Fixture::new();
     let project = fx.project("sparse").await;
-    let real = fx.claude_file(&project.path, "s-real");
-    fs::write(
-        &real,
-        claude_lines("s-real", &project.path, "Next to 2 GiB"),
-    )
-    .unwrap();
+    let real = fx.real_transcript(&project, "Next to 2 GiB");
     let sparse = real.with_file_name("s-sparse.jsonl");
     fs::File::create(&sparse).unwrap().set_len(2 << 30).unwrap();
 
