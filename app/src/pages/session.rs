@@ -248,23 +248,14 @@ fn SessionConsole(
                     conversation
                         .with(Conversation::earlier_cursor)
                         .map(|cursor| {
-                            let id = earlier_id.clone();
-                            let cursor = cursor.to_string();
-                            view! {
-                                <p class="history-more">
-                                    <a
-                                        href=format!("?before={cursor}")
-                                        on:click=move |event| {
-                                            event.prevent_default();
-                                            if !earlier.pending() {
-                                                earlier.call(LoadConversation::PATH, &[("session_id", &id), ("before", &cursor)]);
-                                            }
-                                        }
-                                    >
-                                        "Show earlier messages"
-                                    </a>
-                                </p>
-                            }
+                            show_earlier(
+                                "Show earlier messages",
+                                "before",
+                                earlier,
+                                LoadConversation::PATH,
+                                earlier_id.clone(),
+                                cursor,
+                            )
                         })
                 }}
                 {form_error(move || earlier.error())}
@@ -302,23 +293,14 @@ fn SessionConsole(
                         .then(|| timeline.with(|t| t.first().map(|t| t.seq)))
                         .flatten()
                         .map(|cursor| {
-                            let id = timeline_id.clone();
-                            let cursor = cursor.to_string();
-                            view! {
-                                <p class="history-more">
-                                    <a
-                                        href=format!("?transitions_before={cursor}")
-                                        on:click=move |event| {
-                                            event.prevent_default();
-                                            if !earlier_timeline.pending() {
-                                                earlier_timeline.call(LoadTimeline::PATH, &[("session_id", &id), ("before", &cursor)]);
-                                            }
-                                        }
-                                    >
-                                        "Show earlier"
-                                    </a>
-                                </p>
-                            }
+                            show_earlier(
+                                "Show earlier",
+                                "transitions_before",
+                                earlier_timeline,
+                                LoadTimeline::PATH,
+                                timeline_id.clone(),
+                                cursor,
+                            )
                         })
                 }}
                 {form_error(move || earlier_timeline.error())}
@@ -327,6 +309,35 @@ fn SessionConsole(
                 </ol>
             </section>
         </div>
+    }
+}
+
+/// A "Show earlier" link: without JavaScript a plain link to the page with
+/// `?{param}={cursor}`; once hydrated it loads that part in place through
+/// `call` (the server function at `path`).
+fn show_earlier(
+    label: &'static str,
+    param: &'static str,
+    call: ServerCall,
+    path: &'static str,
+    session_id: String,
+    cursor: i32,
+) -> impl IntoView {
+    let cursor = cursor.to_string();
+    view! {
+        <p class="history-more">
+            <a
+                href=format!("?{param}={cursor}")
+                on:click=move |event| {
+                    event.prevent_default();
+                    if !call.pending() {
+                        call.call(path, &[("session_id", &session_id), ("before", &cursor)]);
+                    }
+                }
+            >
+                {label}
+            </a>
+        </p>
     }
 }
 
