@@ -14,8 +14,9 @@ use crate::{
     error::AppError,
     live::LiveEvent,
     session::{store::get as get_session, Session},
-    transition::{writer::Applied, TransitionEvent},
+    transition::{writer::Applied, Transition, TransitionEvent},
 };
+use diesel::SqliteConnection;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -78,12 +79,6 @@ fn stop_event(stop: Option<Stop>) -> TransitionEvent {
         Some(Stop::Shutdown) => TransitionEvent::Interrupt,
         Some(Stop::Cancel) | None => TransitionEvent::Cancel,
     }
-}
-
-fn busy() -> AppError {
-    AppError::Conflict(
-        "session is busy: a run is in progress; wait for it to finish or cancel it".into(),
-    )
 }
 
 /// How often, and how many times, recording a run's end is tried before
@@ -176,7 +171,7 @@ impl Runner {
         {
             let mut active = self.active_runs();
             if active.contains_key(session_id) {
-                return Err(busy());
+                return Err(store::busy());
             }
             if active.len() >= self.config.max_runs {
                 return Err(AppError::TooMany(format!(
@@ -319,54 +314,67 @@ impl Runner {
     /// the watchdog ends the run once this server no longer holds it.
     async fn record_end(&self, started: &Started, event: TransitionEvent, ending: Ending) {
         let (session_id, run_id) = (started.session.id.as_str(), started.run_id.as_str());
+        let finish = {
+            let (started, event) = (started.clone(), event.clone());
+            move |conn: &mut SqliteConnection| store::finish(conn, &started, &event, &ending)
+        };
+        let err = match self.write_end(run_id, finish).await {
+            Ok(()) => {
+                tracing::info!(%session_id, %run_id, reason = %event.reason(), "run ended");
+                return;
+            }
+            Err(err) => err,
+        };
+        let message = format!(
+            "The run ended ({}) but its outcome could not be saved ({err}); see the server log",
+            event.reason()
+        );
+        let as_failed = {
+            let (session, run) = (session_id.to_owned(), run_id.to_owned());
+            move |conn: &mut SqliteConnection| {
+                store::end_run_as_failed(conn, &session, &run, &message)
+            }
+        };
+        match self.write_end(run_id, as_failed).await {
+            Ok(()) => {
+                tracing::error!(%session_id, %run_id, "run ended, but only as an error: its outcome could not be saved")
+            }
+            Err(err) => {
+                tracing::error!(%session_id, %run_id, error = %err, "recording the run's end failed again; the watchdog will end it")
+            }
+        }
+    }
+
+    /// Runs a write that ends run `run_id` (publishing the change it makes),
+    /// retried with backoff ([`END_RETRY_DELAYS`]); the last error if no try
+    /// succeeded.
+    async fn write_end<F>(&self, run_id: &str, end: F) -> Result<(), AppError>
+    where
+        F: Fn(&mut SqliteConnection) -> Result<Option<Transition>, AppError>
+            + Clone
+            + Send
+            + 'static,
+    {
         let mut last_error = None;
         for delay in std::iter::once(Duration::ZERO).chain(END_RETRY_DELAYS) {
             tokio::time::sleep(delay).await;
-            let work = (started.clone(), event.clone(), ending.clone());
-            let finish = self
+            let end = end.clone();
+            let written = self
                 .db
                 .write(move |conn| {
-                    let (started, event, ending) = work;
-                    let change = store::finish(conn, &started, &event, &ending)?;
+                    let change = end(conn)?;
                     Ok(((), change.into_iter().map(LiveEvent::change).collect()))
                 })
                 .await;
-            match finish {
-                Ok(()) => {
-                    tracing::info!(%session_id, %run_id, reason = %event.reason(), "run ended");
-                    return;
-                }
+            match written {
+                Ok(()) => return Ok(()),
                 Err(err) => {
-                    tracing::warn!(%session_id, %run_id, error = %err, "recording the run's end failed; retrying");
+                    tracing::warn!(%run_id, error = %err, "recording the run's end failed; retrying");
                     last_error = Some(err);
                 }
             }
         }
-        let detail = last_error.map_or_else(String::new, |err| format!(" ({err})"));
-        let message = format!(
-            "The run ended ({}) but its outcome could not be saved{detail}; see the server log",
-            event.reason()
-        );
-        for delay in std::iter::once(Duration::ZERO).chain(END_RETRY_DELAYS) {
-            tokio::time::sleep(delay).await;
-            let (started, message) = (started.clone(), message.clone());
-            let unsaved = self
-                .db
-                .write(move |conn| {
-                    let change = store::finish_unsaved(conn, &started, &message)?;
-                    Ok(((), change.into_iter().map(LiveEvent::change).collect()))
-                })
-                .await;
-            match unsaved {
-                Ok(()) => {
-                    tracing::error!(%session_id, %run_id, "run ended, but only as an error: its outcome could not be saved");
-                    return;
-                }
-                Err(err) => {
-                    tracing::error!(%session_id, %run_id, error = %err, "recording the run's end failed again")
-                }
-            }
-        }
+        Err(last_error.unwrap_or_else(|| AppError::Internal("no attempt was made".into())))
     }
 
     /// Ends, as errors, the runs of working sessions that no process of this

@@ -63,12 +63,7 @@ pub fn start(
         )?;
         let transition = match send {
             Applied::Changed(transition) => transition,
-            Applied::Refused { .. } => {
-                return Err(AppError::Conflict(
-                    "session is busy: a run is in progress; wait for it to finish or cancel it"
-                        .into(),
-                ))
-            }
+            Applied::Refused { .. } => return Err(busy()),
             Applied::NotFound => {
                 return Err(AppError::NotFound(format!(
                     "session {session_id} does not exist"
@@ -104,6 +99,13 @@ pub fn start(
             transition,
         })
     })
+}
+
+/// The 409 for a message sent while a run is in progress.
+pub(crate) fn busy() -> AppError {
+    AppError::Conflict(
+        "session is busy: a run is in progress; wait for it to finish or cancel it".into(),
+    )
 }
 
 /// Records the agent process id, so an operator (and the tests) can find it.
@@ -211,19 +213,10 @@ fn link_external_id(
     Ok(())
 }
 
-/// Records the end of a run whose full outcome could not be saved (the
-/// database was busy or full, or a write failed): the smallest write that
-/// takes the session out of `working`, fenced by the run id like any end.
-pub fn finish_unsaved(
-    conn: &mut SqliteConnection,
-    started: &Started,
-    message: &str,
-) -> Result<Option<Transition>, AppError> {
-    end_run_as_failed(conn, &started.session.id, &started.run_id, message)
-}
-
 /// Ends run `run_id` of the session as failed with `message`, if it is still
 /// the session's current run: the transition and the run row, nothing else.
+/// The smallest write that takes a session out of `working` (when a run's
+/// full outcome could not be saved, or its process is gone).
 pub fn end_run_as_failed(
     conn: &mut SqliteConnection,
     session_id: &str,
