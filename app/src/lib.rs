@@ -8,6 +8,7 @@ pub mod components;
 #[cfg(feature = "ssr")]
 pub mod db;
 pub mod error;
+pub mod hook;
 pub mod live;
 pub mod pages;
 pub mod project;

@@ -35,7 +35,7 @@ impl Outcome {
     pub fn of(event: &crate::transition::TransitionEvent) -> Self {
         use crate::transition::TransitionEvent as E;
         match event {
-            E::Succeed => Self::Succeeded,
+            E::Succeed | E::End => Self::Succeeded,
             E::Cancel => Self::Cancelled,
             E::Interrupt => Self::Interrupted,
             E::Fail(_) | E::Send | E::Sync => Self::Failed,

@@ -25,7 +25,12 @@ mod tests {
     }
 }
 
-use crate::{agent::AgentKind, error::AppError, project::Project, session_state::SessionState};
+use crate::{
+    agent::AgentKind,
+    error::AppError,
+    project::Project,
+    session_state::{Attention, SessionState},
+};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -53,12 +58,44 @@ pub struct Session {
     pub external_id: Option<String>,
     /// Messages in the agent's transcript at the last sync (imported sessions).
     pub message_count: i32,
+    /// What the working session waits for from the person, if anything.
+    pub attention: Option<Attention>,
+    /// When a hook last reported for it: set for terminal sessions only.
+    pub last_hook_at: Option<i64>,
+    /// When the agent ended the session (it may be resumed later).
+    pub ended_at: Option<i64>,
 }
 
 impl Session {
     /// The session's own page.
     pub fn url(&self) -> String {
         format!("/projects/{}/sessions/{}", self.project_id, self.id)
+    }
+
+    /// A new session: `idle`, no error, nothing reported yet.
+    #[cfg(feature = "ssr")]
+    pub fn new(project_id: i32, name: String, agent: AgentKind, now: i64) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            project_id,
+            name,
+            agent,
+            state: SessionState::Idle,
+            error_message: None,
+            created_at: now,
+            updated_at: now,
+            state_changed_at: now,
+            external_id: None,
+            message_count: 0,
+            attention: None,
+            last_hook_at: None,
+            ended_at: None,
+        }
+    }
+
+    /// Whether it runs in a terminal and reports through hooks.
+    pub fn is_terminal(&self) -> bool {
+        self.last_hook_at.is_some()
     }
 }
 

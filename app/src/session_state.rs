@@ -17,6 +17,28 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a working session waits for from the person ("needs you"): a
+    /// marker beside the state, not a fourth state. Any change of state
+    /// clears it.
+    pub enum Attention ("attention") {
+        /// The agent asks to use a tool (run a command, edit a file).
+        Approval = "approval",
+        /// The agent asks a question or waits for input.
+        Input = "input",
+    }
+}
+
+impl Attention {
+    /// The label shown beside the badge.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Approval => "Needs approval",
+            Self::Input => "Needs input",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,10 @@
 #[cfg(feature = "ssr")]
 pub mod writer;
 
-use crate::{session_state::SessionState, text_enum::text_enum};
+use crate::{
+    session_state::{Attention, SessionState},
+    text_enum::text_enum,
+};
 use serde::{Deserialize, Serialize};
 
 /// Longest stored error message, in characters (seed implementation note 1).
@@ -30,6 +33,8 @@ pub enum TransitionEvent {
     Interrupt,
     /// A transcript sync cleared a stale error.
     Sync,
+    /// The agent ended the session (a terminal session's `SessionEnd`).
+    End,
 }
 
 impl TransitionEvent {
@@ -42,6 +47,7 @@ impl TransitionEvent {
             Self::Cancel => Reason::Cancelled,
             Self::Interrupt => Reason::Interrupted,
             Self::Sync => Reason::Synced,
+            Self::End => Reason::Ended,
         }
     }
 }
@@ -55,12 +61,16 @@ text_enum! {
         Cancelled = "cancelled",
         Interrupted = "interrupted",
         Synced = "synced",
+        Ended = "ended",
         /// Not a state change: the session was created.
         Created = "created",
         /// Not a state change: the session was renamed.
         Renamed = "renamed",
         /// Not a state change: the session was deleted.
         Deleted = "deleted",
+        /// Not a state change: the session started or stopped waiting for
+        /// the person (its `attention`).
+        Attention = "attention",
     }
 }
 
@@ -68,7 +78,10 @@ impl Reason {
     /// Whether the entry records a change of state (as opposed to a session
     /// being created, renamed or deleted).
     pub const fn is_state_change(self) -> bool {
-        !matches!(self, Self::Created | Self::Renamed | Self::Deleted)
+        !matches!(
+            self,
+            Self::Created | Self::Renamed | Self::Deleted | Self::Attention
+        )
     }
 }
 
@@ -87,6 +100,9 @@ pub struct Transition {
     pub error_message: Option<String>,
     pub reason: Reason,
     pub at: i64,
+    /// The session's attention after this entry: a page applying the log
+    /// keeps it from here (every state change clears it).
+    pub attention: Option<Attention>,
 }
 
 /// The state (and error message) `event` leads to from `current`, or `None`
@@ -100,7 +116,7 @@ pub fn next_state(
     use TransitionEvent as E;
     match (current, event) {
         (Idle | Error, E::Send) => Some((Working, None)),
-        (Working, E::Succeed | E::Cancel) => Some((Idle, None)),
+        (Working, E::Succeed | E::Cancel | E::End) => Some((Idle, None)),
         (Working, E::Fail(message)) => Some((Error, Some(truncate_error(message)))),
         (Working, E::Interrupt) => Some((Error, Some(INTERRUPTED_MESSAGE.to_owned()))),
         (Error, E::Sync) => Some((Idle, None)),
@@ -136,7 +152,7 @@ mod tests {
     #[test]
     fn transition_table() {
         let fail = TransitionEvent::Fail("exited with status 3".into());
-        let table: [(SessionState, TransitionEvent, Option<SessionState>); 18] = [
+        let table: [(SessionState, TransitionEvent, Option<SessionState>); 21] = [
             (Idle, TransitionEvent::Send, Some(Working)),
             (Working, TransitionEvent::Send, None),
             (Error, TransitionEvent::Send, Some(Working)),
@@ -155,6 +171,9 @@ mod tests {
             (Idle, TransitionEvent::Sync, None),
             (Working, TransitionEvent::Sync, None),
             (Error, TransitionEvent::Sync, Some(Idle)),
+            (Idle, TransitionEvent::End, None),
+            (Working, TransitionEvent::End, Some(Idle)),
+            (Error, TransitionEvent::End, None),
         ];
         for (from, event, expected) in table {
             let got = next_state(from, &event);
@@ -190,13 +209,15 @@ mod tests {
             TransitionEvent::Cancel,
             TransitionEvent::Interrupt,
             TransitionEvent::Sync,
+            TransitionEvent::End,
         ]
         .iter()
         .map(TransitionEvent::reason)
         .collect();
-        assert_eq!(reasons, Reason::ALL[..6]);
+        assert_eq!(reasons, Reason::ALL[..7]);
         assert!(reasons.iter().all(|r| r.is_state_change()));
         assert!(!Reason::Created.is_state_change() && !Reason::Deleted.is_state_change());
+        assert!(!Reason::Attention.is_state_change());
         for reason in Reason::ALL {
             assert_eq!(reason.as_str().parse::<Reason>(), Ok(reason));
         }

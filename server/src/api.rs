@@ -6,17 +6,19 @@ use app::{
     agent::AgentKind,
     db::Db,
     error::AppError,
+    hook::{self, HookReport, Ingested, Sender},
     project::{self, Project},
     run::{runner::Runner, store as runs, Before, SessionDetail},
     session::{self, Session},
     SessionState,
 };
 use axum::{
+    body::Bytes,
     extract::{
-        rejection::{JsonRejection, QueryRejection},
+        rejection::{BytesRejection, JsonRejection, QueryRejection},
         Path, Query, State,
     },
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
@@ -42,6 +44,8 @@ pub fn router<S>(state: ApiState) -> Router<S> {
         .route("/sessions/{session_id}", get(session_detail))
         .route("/sessions/{session_id}/messages", post(send_message))
         .route("/sessions/{session_id}/cancel", post(cancel_run))
+        .route("/hooks/{agent}", post(receive_hook))
+        .route("/hooks", get(hook_reports))
         .with_state(state)
 }
 
@@ -174,4 +178,75 @@ async fn cancel_run(
     Path(session_id): Path<String>,
 ) -> ApiResult<Json<Session>> {
     Ok(Json(api.runner.cancel(&session_id).await?))
+}
+
+/// A hook from Claude Code or Codex (`POST /api/hooks/claude|codex`): the
+/// agent's own JSON body (Claude's `type: "http"` hooks post exactly that;
+/// `agentdeck hook` forwards it with the agent's process in headers).
+/// 200 when it reached a session, 202 when set aside (a directory in no
+/// project, an event not tracked, a run agentdeck runs itself), 422 for a
+/// body that is not a hook, 413 beyond [`hook::MAX_HOOK_BYTES`].
+async fn receive_hook(
+    State(api): State<ApiState>,
+    Path(agent): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Ingested>)> {
+    let agent = match agent.parse::<AgentKind>() {
+        Ok(agent @ (AgentKind::Claude | AgentKind::Codex)) => agent,
+        _ => {
+            return Err(AppError::NotFound(format!(
+                "no hooks for {agent}: use /api/hooks/claude or /api/hooks/codex"
+            ))
+            .into())
+        }
+    };
+    let body = body.map_err(|rejection| ApiError(rejection.status(), rejection.body_text()))?;
+    if body.len() > hook::MAX_HOOK_BYTES {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "hook body too large: {} bytes, the limit is {} bytes",
+                body.len(),
+                hook::MAX_HOOK_BYTES
+            ),
+        ));
+    }
+    let report = hook::parse(agent, &body).map_err(|err| AppError::Invalid(err.to_string()))?;
+    let ingested = hook::store::ingest(&api.db, report, sender(&headers)?).await?;
+    let status = if ingested.outcome.reached_a_session() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(ingested)))
+}
+
+/// The agent process `agentdeck hook` found, from its headers.
+fn sender(headers: &HeaderMap) -> Result<Sender, ApiError> {
+    fn header<T: std::str::FromStr>(
+        headers: &HeaderMap,
+        name: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let Some(value) = headers.get(name) else {
+            return Ok(None);
+        };
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| AppError::Invalid(format!("header {name} is not valid")).into())
+    }
+    Ok(Sender {
+        pid: header::<i32>(headers, hook::PID_HEADER)?.filter(|&pid| pid > 1),
+        started: header(headers, hook::STARTED_HEADER)?,
+        host: header::<String>(headers, hook::HOST_HEADER)?.filter(|h| !h.is_empty()),
+        own_run: header::<String>(headers, hook::RUN_HEADER)?.filter(|r| !r.is_empty()),
+    })
+}
+
+/// The last hook each agent sent (`GET /api/hooks`).
+async fn hook_reports(State(api): State<ApiState>) -> ApiResult<Json<Vec<HookReport>>> {
+    Ok(Json(hook::store::reports(&api.db).await?))
 }

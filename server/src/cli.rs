@@ -29,6 +29,10 @@ pub enum Command {
     Sync(SyncArgs),
     /// Print the stored access token (creating it if missing), or replace it.
     Token(TokenArgs),
+    /// Forward one Claude Code or Codex hook to the server (the command
+    /// `agentdeck hooks install` puts in the agents' settings). Always
+    /// exits 0 within 2 s and prints nothing on stdout.
+    Hook(HookArgs),
 }
 
 /// Where the data lives: shared by every command.
@@ -162,6 +166,25 @@ pub struct TokenArgs {
     /// The read-only token (views everything, changes nothing) instead of the full one.
     #[arg(long)]
     pub read_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// Which agent runs this hook.
+    #[arg(value_parser = ["claude", "codex"])]
+    pub agent: String,
+
+    /// The server to report to [default: the one running with this data
+    /// directory, else http://127.0.0.1:3000].
+    #[arg(long, env = "AGENTDECK_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Codex's `notify` program gets the event's JSON as its last argument.
+    #[arg(value_name = "NOTIFY_JSON")]
+    pub notify: Option<String>,
 }
 
 /// Who may use the server. Token values are never shown in `--help` or logs.

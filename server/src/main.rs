@@ -8,6 +8,7 @@ mod access;
 mod api;
 mod cli;
 mod events;
+mod hook_command;
 mod routes;
 
 use access::TokenStore;
@@ -16,7 +17,7 @@ use app::{db::Db, run::runner::Runner};
 use app::{project, sync::scan::Syncer};
 use axum::{extract::ConnectInfo, Extension, Router};
 use clap::Parser;
-use cli::{Cli, Command, DataArgs, ServeArgs, SyncArgs, TokenArgs};
+use cli::{Cli, Command, DataArgs, HookArgs, ServeArgs, SyncArgs, TokenArgs};
 use events::StreamLimits;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -84,6 +85,12 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args, user_umask).await,
         Command::Sync(args) => sync(args).await,
         Command::Token(args) => token(args),
+        Command::Hook(args) => {
+            hook(args).await;
+            // Now, not at the runtime's shutdown: a stdin that never closed
+            // would keep its reader thread (and this process) alive.
+            std::process::exit(0)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -91,6 +98,20 @@ async fn main() -> std::process::ExitCode {
             eprintln!("agentdeck: {message}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes where this server listens into the data directory, for
+/// `agentdeck hook` to find it.
+fn remember_url(data: &DataArgs, local: SocketAddr) {
+    let Ok(dir) = data.data_dir() else { return };
+    let host = if local.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+    } else {
+        local
+    };
+    if let Err(err) = std::fs::write(dir.join(hook_command::URL_FILE), format!("http://{host}\n")) {
+        tracing::warn!(%err, "cannot record the server's URL for agentdeck hook");
     }
 }
 
@@ -167,6 +188,19 @@ async fn sync(args: SyncArgs) -> Result<(), Fatal> {
     Ok(())
 }
 
+/// `agentdeck hook claude|codex`: forwards one hook, never failing the agent.
+async fn hook(args: HookArgs) {
+    let agent = args.agent.parse().unwrap_or(app::agent::AgentKind::Claude);
+    let data_dir = args.data.data_dir().ok();
+    hook_command::run(hook_command::Forward {
+        agent,
+        url: args.url,
+        data_dir: data_dir.as_deref(),
+        argument: args.notify,
+    })
+    .await;
+}
+
 /// `agentdeck token`: prints the stored token, made first if missing, or a
 /// new one replacing it.
 fn token(args: TokenArgs) -> Result<(), Fatal> {
@@ -208,6 +242,11 @@ async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
         );
     }
     tokio::spawn(Arc::clone(&runner).watchdog(app::run::runner::WATCHDOG_INTERVAL));
+    tokio::spawn(app::hook::store::watch_processes(
+        db.clone(),
+        app::hook::process::this_host(),
+        app::hook::store::PROCESS_WATCH_INTERVAL,
+    ));
 
     let addr = SocketAddr::new(args.bind, args.port);
     let socket = if addr.is_ipv4() {
@@ -257,6 +296,7 @@ async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
     umask(user_umask);
     let stop = shutdown_signal()?;
     println!("agentdeck listening on http://{local}");
+    remember_url(&args.data, local);
     access.announce(local);
     let header_timeout = Duration::from_secs(args.header_timeout);
     let connections = accept(listener, app, header_timeout, stop).await;

@@ -1,6 +1,26 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    agent_processes (session_id) {
+        session_id -> Text,
+        pid -> Integer,
+        started -> Nullable<BigInt>,
+        host -> Text,
+    }
+}
+
+diesel::table! {
+    hook_reports (agent) {
+        agent -> Text,
+        last_at -> BigInt,
+        last_event -> Text,
+        last_cwd -> Nullable<Text>,
+        outcome -> Text,
+        received -> Integer,
+    }
+}
+
+diesel::table! {
     messages (id) {
         id -> Integer,
         session_id -> Text,
@@ -46,6 +66,7 @@ diesel::table! {
         error_message -> Nullable<Text>,
         reason -> Text,
         at -> BigInt,
+        attention -> Nullable<Text>,
     }
 }
 
@@ -63,6 +84,9 @@ diesel::table! {
         external_id -> Nullable<Text>,
         message_count -> Integer,
         current_run_id -> Nullable<Text>,
+        attention -> Nullable<Text>,
+        last_hook_at -> Nullable<BigInt>,
+        ended_at -> Nullable<BigInt>,
     }
 }
 
@@ -84,6 +108,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(agent_processes -> sessions (session_id));
 diesel::joinable!(messages -> runs (run_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(runs -> sessions (session_id));
@@ -91,6 +116,8 @@ diesel::joinable!(session_transitions -> projects (project_id));
 diesel::joinable!(sessions -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    agent_processes,
+    hook_reports,
     messages,
     projects,
     runs,

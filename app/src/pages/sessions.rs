@@ -408,16 +408,8 @@ mod tests {
     fn render(can_write: bool) -> String {
         let session = Session {
             id: "s1".into(),
-            project_id: 1,
-            name: "busy one".into(),
-            agent: AgentKind::Shell,
             state: SessionState::Working,
-            error_message: None,
-            created_at: 0,
-            updated_at: 0,
-            state_changed_at: 0,
-            external_id: None,
-            message_count: 0,
+            ..Session::new(1, "busy one".into(), AgentKind::Shell, 0)
         };
         let agents = vec![AgentChoice {
             kind: AgentKind::Shell,

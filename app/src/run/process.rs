@@ -15,9 +15,11 @@ use tokio::{
 /// Longest line kept from an agent's output; the rest of a longer line is dropped.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Starts `program` in `dir`, in a new process group, with piped output.
-/// The error says what to fix (missing executable, missing directory).
-pub fn spawn(program: &Path, args: &[String], dir: &Path) -> Result<Child, String> {
+/// Starts `program` for run `run_id` in `dir`, in a new process group,
+/// with piped output. The run id is in the agent's environment, so hooks
+/// the person installed globally know the run as agentdeck's own. The
+/// error says what to fix (missing executable, missing directory).
+pub fn spawn(program: &Path, args: &[String], dir: &Path, run_id: &str) -> Result<Child, String> {
     if !dir.is_dir() {
         return Err(format!(
             "cannot start the agent: the project directory {} no longer exists",
@@ -27,6 +29,7 @@ pub fn spawn(program: &Path, args: &[String], dir: &Path) -> Result<Child, Strin
     Command::new(program)
         .args(args)
         .current_dir(dir)
+        .env(crate::hook::RUN_ENV, run_id)
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

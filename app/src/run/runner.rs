@@ -470,7 +470,12 @@ impl Runner {
             // Cancelled (or the server is stopping) before the agent started.
             return (stop_event(*stop.borrow()), Ending::default());
         }
-        let mut child = match process::spawn(&program, &args, Path::new(&started.project.path)) {
+        let mut child = match process::spawn(
+            &program,
+            &args,
+            Path::new(&started.project.path),
+            &started.run_id,
+        ) {
             Ok(child) => child,
             Err(message) => return fail(message),
         };

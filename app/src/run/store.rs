@@ -18,7 +18,7 @@ use crate::{
     session_state::SessionState,
     transition::{
         writer::{self, Applied, RunFence},
-        Reason, Transition, TransitionEvent, INTERRUPTED_MESSAGE,
+        Transition, TransitionEvent, INTERRUPTED_MESSAGE,
     },
 };
 use diesel::prelude::*;
@@ -257,8 +257,11 @@ pub fn working_runs(conn: &mut SqliteConnection) -> Result<Vec<(String, String)>
 /// and closes its open runs. Returns the transitions made.
 pub fn interrupt_orphans(conn: &mut SqliteConnection) -> Result<Vec<Transition>, AppError> {
     conn.immediate_transaction(|conn| {
+        // Only agentdeck's own runs: a terminal session's agent does not
+        // stop with this server, and its hooks go on reporting.
         let working: Vec<String> = sessions::table
             .filter(sessions::state.eq(SessionState::Working))
+            .filter(sessions::current_run_id.is_not_null())
             .select(sessions::id)
             .load(conn)?;
         let mut transitions = Vec::new();
@@ -417,11 +420,7 @@ fn transitions_page(
 ) -> Result<(Vec<Transition>, bool), AppError> {
     let mut query = session_transitions::table
         .filter(session_transitions::session_id.eq(session_id))
-        .filter(session_transitions::reason.ne_all([
-            Reason::Created,
-            Reason::Renamed,
-            Reason::Deleted,
-        ]))
+        .filter(session_transitions::reason.ne_all(writer::LIFECYCLE))
         .into_boxed();
     if let Some(before) = before {
         query = query.filter(session_transitions::seq.lt(before));

@@ -83,20 +83,7 @@ pub async fn create(
     db.write(move |conn| {
         conn.immediate_transaction(|conn| {
             find_project(conn, project_id)?;
-            let now = now_millis();
-            let session = Session {
-                id: uuid::Uuid::new_v4().to_string(),
-                project_id,
-                name,
-                agent,
-                state: SessionState::Idle,
-                error_message: None,
-                created_at: now,
-                updated_at: now,
-                state_changed_at: now,
-                external_id: None,
-                message_count: 0,
-            };
+            let session = Session::new(project_id, name, agent, now_millis());
             diesel::insert_into(sessions::table)
                 .values(&session)
                 .execute(conn)?;

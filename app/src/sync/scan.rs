@@ -282,17 +282,10 @@ fn import(
                 None => {
                     let created_at = info.first_at.unwrap_or(now);
                     let session = Session {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        project_id,
-                        name,
-                        agent: file.agent,
-                        state: SessionState::Idle,
-                        error_message: None,
-                        created_at,
                         updated_at: info.last_at.unwrap_or(created_at),
-                        state_changed_at: created_at,
                         external_id: Some(external_id),
                         message_count: info.message_count,
+                        ..Session::new(project_id, name, file.agent, created_at)
                     };
                     diesel::insert_into(sessions::table)
                         .values(&session)

@@ -8,13 +8,13 @@ use super::{next_state, Reason, Transition, TransitionEvent};
 use crate::{
     db::{
         now_millis,
-        schema::{session_transitions, sessions},
+        schema::{agent_processes, session_transitions, sessions},
     },
     error::AppError,
     session::Session,
-    session_state::SessionState,
+    session_state::{Attention, SessionState},
 };
-use diesel::prelude::*;
+use diesel::{prelude::*, sql_types::Bool, sqlite::Sqlite};
 
 /// What [`apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,36 @@ pub enum RunFence<'a> {
     Start(&'a str),
     /// This run ended: applies only while it is the session's current run.
     End(&'a str),
+    /// A terminal session's hook: applies only while no run of agentdeck's
+    /// own is in progress (the runner is the authority for its runs).
+    Terminal,
+    /// A terminal session's agent process is gone: applies only while no
+    /// run of agentdeck's own is in progress and the turn is still this
+    /// process's (a new prompt from a new process is not ended by it).
+    Process(i32),
+}
+
+/// The rows of `sessions` a fenced change may touch.
+type FenceFilter<'a> = Box<dyn BoxableExpression<sessions::table, Sqlite, SqlType = Bool> + 'a>;
+
+impl<'a> RunFence<'a> {
+    fn filter(self, session_id: &'a str) -> FenceFilter<'a> {
+        match self {
+            // Always true: only the session itself.
+            Self::Any | Self::Start(_) => Box::new(sessions::id.eq(session_id)),
+            Self::End(run_id) => Box::new(sessions::current_run_id.eq(run_id).assume_not_null()),
+            Self::Terminal => Box::new(sessions::current_run_id.is_null()),
+            Self::Process(pid) => Box::new(
+                sessions::current_run_id.is_null().and(
+                    sessions::id.eq_any(
+                        agent_processes::table
+                            .filter(agent_processes::pid.eq(pid))
+                            .select(agent_processes::session_id),
+                    ),
+                ),
+            ),
+        }
+    }
 }
 
 /// Applies `event` to the session, recording the transition. Call it inside
@@ -73,26 +103,19 @@ pub fn apply_fenced(
             sessions::state.eq(to),
             sessions::error_message.eq(error_message.clone()),
             sessions::current_run_id.eq(current_run),
+            sessions::attention.eq(None::<Attention>),
             sessions::state_changed_at.eq(now),
             sessions::updated_at.eq(now),
         );
         let in_state = sessions::table
             .filter(sessions::id.eq(session_id))
-            .filter(sessions::state.eq(from));
-        let changed: Option<i32> = match fence {
-            RunFence::End(run_id) => {
-                diesel::update(in_state.filter(sessions::current_run_id.eq(run_id)))
-                    .set(values)
-                    .returning(sessions::project_id)
-                    .get_result(conn)
-                    .optional()?
-            }
-            RunFence::Any | RunFence::Start(_) => diesel::update(in_state)
-                .set(values)
-                .returning(sessions::project_id)
-                .get_result(conn)
-                .optional()?,
-        };
+            .filter(sessions::state.eq(from))
+            .filter(fence.filter(session_id));
+        let changed: Option<i32> = diesel::update(in_state)
+            .set(values)
+            .returning(sessions::project_id)
+            .get_result(conn)
+            .optional()?;
         if let Some(project_id) = changed {
             let transition = diesel::insert_into(session_transitions::table)
                 .values((
@@ -103,6 +126,7 @@ pub fn apply_fenced(
                     session_transitions::error_message.eq(&error_message),
                     session_transitions::reason.eq(event.reason()),
                     session_transitions::at.eq(now),
+                    session_transitions::attention.eq(None::<Attention>),
                 ))
                 .returning(Transition::as_returning())
                 .get_result(conn)?;
@@ -134,9 +158,62 @@ pub fn record_lifecycle(
             session_transitions::error_message.eq(&session.error_message),
             session_transitions::reason.eq(reason),
             session_transitions::at.eq(now_millis()),
+            session_transitions::attention.eq(session.attention),
         ))
         .returning(Transition::as_returning())
         .get_result(conn)?)
+}
+
+/// Marks a working terminal session as waiting for the person (or no
+/// longer waiting, with `None`), recording the change in the log. Only a
+/// `working` session under `fence` whose attention differs is changed;
+/// returns the entry, or `None` when nothing changed.
+pub fn set_attention(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    attention: Option<Attention>,
+    fence: RunFence<'_>,
+) -> Result<Option<Transition>, AppError> {
+    let now = now_millis();
+    let differs: Box<dyn BoxableExpression<sessions::table, Sqlite, SqlType = Bool>> =
+        match attention {
+            Some(wanted) => Box::new(
+                sessions::attention
+                    .is_null()
+                    .or(sessions::attention.ne(wanted).assume_not_null()),
+            ),
+            None => Box::new(sessions::attention.is_not_null()),
+        };
+    let changed: Option<i32> = diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::state.eq(SessionState::Working))
+            .filter(fence.filter(session_id))
+            .filter(differs),
+    )
+    .set((
+        sessions::attention.eq(attention),
+        sessions::updated_at.eq(now),
+    ))
+    .returning(sessions::project_id)
+    .get_result(conn)
+    .optional()?;
+    let Some(project_id) = changed else {
+        return Ok(None);
+    };
+    let transition = diesel::insert_into(session_transitions::table)
+        .values((
+            session_transitions::session_id.eq(session_id),
+            session_transitions::project_id.eq(project_id),
+            session_transitions::from_state.eq(SessionState::Working),
+            session_transitions::to_state.eq(SessionState::Working),
+            session_transitions::reason.eq(Reason::Attention),
+            session_transitions::at.eq(now),
+            session_transitions::attention.eq(attention),
+        ))
+        .returning(Transition::as_returning())
+        .get_result(conn)?;
+    Ok(Some(transition))
 }
 
 /// The latest position in the change log (0 when empty): the high-water
@@ -148,15 +225,19 @@ pub fn high_water(conn: &mut SqliteConnection) -> Result<i32, AppError> {
         .unwrap_or(0))
 }
 
+/// The entries of the change log that are not state changes.
+pub const LIFECYCLE: [Reason; 4] = [
+    Reason::Created,
+    Reason::Renamed,
+    Reason::Deleted,
+    Reason::Attention,
+];
+
 /// A session's state transitions (not its creation or renames), oldest first.
 pub fn history(conn: &mut SqliteConnection, session_id: &str) -> Result<Vec<Transition>, AppError> {
     Ok(session_transitions::table
         .filter(session_transitions::session_id.eq(session_id))
-        .filter(session_transitions::reason.ne_all([
-            Reason::Created,
-            Reason::Renamed,
-            Reason::Deleted,
-        ]))
+        .filter(session_transitions::reason.ne_all(LIFECYCLE))
         .order(session_transitions::seq.asc())
         .select(Transition::as_select())
         .load(conn)?)
