@@ -10,7 +10,7 @@ ALTER TABLE session_transitions ADD COLUMN attention TEXT NULL;
 ALTER TABLE sessions ADD COLUMN last_hook_at BIGINT NULL;
 -- When the agent said the session ended (SessionEnd); a new prompt clears it.
 ALTER TABLE sessions ADD COLUMN ended_at BIGINT NULL;
-CREATE INDEX sessions_state_idx ON sessions (state, state_changed_at);
+CREATE INDEX sessions_state_changed_idx ON sessions (state, state_changed_at);
 
 -- The agent process a terminal session's hooks came from: its pid, its
 -- start time (so a reused pid is not mistaken for it) and the machine it

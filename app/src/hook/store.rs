@@ -16,7 +16,7 @@ use crate::{
     run::Role,
     session::Session,
     session_state::{Attention, SessionState},
-    sync::transcript::TranscriptInfo,
+    sync::transcript::{name_from_prompt, TranscriptInfo},
     transition::{
         writer::{self, record_lifecycle, Applied, RunFence},
         Reason, TransitionEvent,
@@ -270,14 +270,15 @@ fn add_message(
 }
 
 /// The name of a session a hook creates: from its first prompt the way
-/// imported sessions are named, else the agent and a short id.
+/// imported sessions are named (a slash command names nothing), else the
+/// agent and a short id.
 fn session_name(report: &Report) -> String {
-    TranscriptInfo {
-        external_id: Some(report.external_id.clone()),
-        first_message: report.first_prompt.clone(),
-        ..TranscriptInfo::default()
-    }
-    .name(report.agent)
+    report
+        .first_prompt
+        .as_deref()
+        .filter(|prompt| !prompt.trim_start().starts_with('/'))
+        .and_then(name_from_prompt)
+        .unwrap_or_else(|| placeholder_name(report))
 }
 
 /// The name a session gets before any prompt is known.

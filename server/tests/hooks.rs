@@ -1,0 +1,468 @@
+//! Terminal sessions against the real binary and a real SQLite file: hook
+//! bodies (shapes of Claude Code 2.1.332 and Codex 0.171) mapped to state
+//! changes, `agentdeck hook` run by a stand-in agent through `sh -c` and
+//! killed mid-turn, and global hooks firing for agentdeck's own runs.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::{
+    io::Write,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+use support::{binary, wait_exit, Server};
+
+/// A hook body for `event` in `cwd`, with the fields every event carries.
+fn body(session: &str, cwd: &Path, event: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "session_id": session,
+        "transcript_path": format!("/home/me/.claude/projects/x/{session}.jsonl"),
+        "cwd": cwd,
+        "permission_mode": "default",
+        "hook_event_name": event,
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    body
+}
+
+fn post(server: &Server, agent: &str, body: &Value) -> (u16, Value) {
+    server.json("POST", &format!("/api/hooks/{agent}"), Some(body.clone()))
+}
+
+/// The project's sessions with this external id.
+fn by_external(server: &Server, project: i32, external: &str) -> Vec<Value> {
+    server
+        .sessions(project)
+        .into_iter()
+        .filter(|s| s["external_id"] == external)
+        .collect()
+}
+
+fn project_dir(server: &Server, name: &str) -> PathBuf {
+    std::fs::canonicalize(server.path().join("projects").join(name)).unwrap()
+}
+
+#[test]
+fn every_claude_hook_event_maps_to_its_state_change() {
+    let server = Server::start();
+    let project = server.add_project("web");
+    let dir = project_dir(&server, "web");
+    let sub = dir.join("src");
+    std::fs::create_dir_all(&sub).unwrap();
+    let id = "3f1c9a52-0b7e-4d1a-9e65-6a1d1f0c2b11";
+    let hook = |event: &str, extra: Value| post(&server, "claude", &body(id, &sub, event, extra));
+
+    // SessionStart arrives first for command hooks: the session is known,
+    // idle, in the project whose directory contains the cwd.
+    let (status, started) = hook(
+        "SessionStart",
+        json!({"source": "startup", "model": "claude-x"}),
+    );
+    assert_eq!(
+        (status, started["outcome"].as_str()),
+        (200, Some("applied")),
+        "{started}"
+    );
+    let session_id = started["session_id"].as_str().unwrap().to_owned();
+    let sessions = by_external(&server, project, id);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["state"], "idle");
+    assert_eq!(sessions[0]["agent"], "claude");
+    assert_eq!(sessions[0]["name"], "Claude Code 3f1c9a52");
+    assert!(sessions[0]["last_hook_at"].is_i64());
+
+    // A prompt: working, named after it, the prompt in the conversation.
+    let (status, _) = hook(
+        "UserPromptSubmit",
+        json!({"prompt": "Fix the flaky login test\nthen push"}),
+    );
+    assert_eq!(status, 200);
+    let detail = server.detail(&session_id);
+    assert_eq!(detail["session"]["state"], "working");
+    assert_eq!(detail["session"]["name"], "Fix the flaky login test");
+    let first = &detail["messages"][0];
+    assert_eq!(
+        (first["role"].as_str(), first["content"].as_str()),
+        (Some("user"), Some("Fix the flaky login test\nthen push"))
+    );
+
+    // Waiting for approval: marked, once; a tool completing clears it.
+    let permission = json!({"tool_name": "Bash", "tool_input": {"command": "npm test"}});
+    assert_eq!(
+        hook("PermissionRequest", permission.clone()).1["outcome"],
+        "applied"
+    );
+    assert_eq!(
+        server.detail(&session_id)["session"]["attention"],
+        "approval"
+    );
+    assert_eq!(
+        hook("PermissionRequest", permission).1["outcome"],
+        "unchanged"
+    );
+    assert_eq!(
+        hook("PostToolUse", json!({"tool_name": "Bash"})).1["outcome"],
+        "applied"
+    );
+    assert_eq!(
+        server.detail(&session_id)["session"]["attention"],
+        Value::Null
+    );
+    let elicit = json!({"message": "Which branch?", "notification_type": "elicitation_dialog"});
+    hook("Notification", elicit);
+    assert_eq!(server.detail(&session_id)["session"]["attention"], "input");
+
+    // Stop: idle, attention cleared, the answer in the conversation; a
+    // replayed Stop changes nothing.
+    let stop = json!({"stop_hook_active": false, "last_assistant_message": "Fixed: the test waited on a timer."});
+    assert_eq!(hook("Stop", stop.clone()).1["outcome"], "applied");
+    let detail = server.detail(&session_id);
+    assert_eq!(detail["session"]["state"], "idle");
+    assert_eq!(detail["session"]["attention"], Value::Null);
+    assert_eq!(detail["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(hook("Stop", stop).1["outcome"], "unchanged");
+    // A replayed prompt is not added twice.
+    hook("UserPromptSubmit", json!({"prompt": "again"}));
+    hook("UserPromptSubmit", json!({"prompt": "again"}));
+    assert_eq!(
+        server.detail(&session_id)["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // StopFailure: error with a message built from its fields.
+    let failure = json!({"error": "server_error", "last_assistant_message": "API Error: 529 Overloaded. Try again later."});
+    hook("StopFailure", failure);
+    let detail = server.detail(&session_id);
+    assert_eq!(detail["session"]["state"], "error");
+    assert_eq!(
+        detail["session"]["error_message"],
+        "Claude Code API error (server_error): API Error: 529 Overloaded. Try again later."
+    );
+
+    // SessionEnd while working: idle, and marked ended; a new start clears that.
+    hook("UserPromptSubmit", json!({"prompt": "one more"}));
+    hook("SessionEnd", json!({"reason": "prompt_input_exit"}));
+    let detail = server.detail(&session_id);
+    assert_eq!(detail["session"]["state"], "idle");
+    assert!(detail["session"]["ended_at"].is_i64());
+    hook("SessionStart", json!({"source": "resume"}));
+    assert_eq!(
+        server.detail(&session_id)["session"]["ended_at"],
+        Value::Null
+    );
+
+    // The recorded history, in order.
+    let reasons: Vec<String> = server.detail(&session_id)["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}→{} {}",
+                t["from_state"].as_str().unwrap(),
+                t["to_state"].as_str().unwrap(),
+                t["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "idle→working sent",
+            "working→idle succeeded",
+            "idle→working sent",
+            "working→error failed",
+            "error→working sent",
+            "working→idle ended",
+        ]
+    );
+
+    // An event of a newer Claude version: accepted, ignored.
+    let (status, unknown) = hook("TeammateIdle", json!({}));
+    assert_eq!(
+        (status, unknown["outcome"].as_str()),
+        (202, Some("ignored"))
+    );
+
+    // `GET /api/hooks`: the last report of each agent.
+    let (status, reports) = server.json("GET", "/api/hooks", None);
+    assert_eq!(status, 200);
+    assert_eq!(reports[0]["agent"], "claude");
+    assert_eq!(reports[0]["last_event"], "TeammateIdle");
+    assert!(reports[0]["received"].as_i64().unwrap() >= 15);
+}
+
+#[test]
+fn bad_hooks_get_a_clear_4xx_and_change_nothing() {
+    let server = Server::start();
+    let project = server.add_project("api");
+    let dir = project_dir(&server, "api");
+    let cases: [(&[u8], u16, &str); 4] = [
+        (b"{not json", 422, "not a JSON object"),
+        (b"[]", 422, "not a JSON object"),
+        (br#"{"session_id":"x"}"#, 422, "hook_event_name"),
+        (br#"{"hook_event_name":"Stop"}"#, 422, "session_id"),
+    ];
+    for (bad, status, fragment) in cases {
+        let (got, answer) = server.raw_json("POST", "/api/hooks/claude", bad);
+        assert_eq!(got, status, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(fragment),
+            "{answer}"
+        );
+    }
+    // 2 MiB: refused before it is read.
+    let mut huge = body("big", &dir, "UserPromptSubmit", json!({}));
+    huge["prompt"] = json!("x".repeat(2 << 20));
+    let (status, answer) = post(&server, "claude", &huge);
+    assert_eq!(status, 413, "{answer}");
+    // Not an agent with hooks.
+    let (status, _) = post(&server, "shell", &body("s", &dir, "Stop", json!({})));
+    assert_eq!(status, 404);
+    // A directory in no project: 202, ignored, nothing created.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (status, answer) = post(
+        &server,
+        "claude",
+        &body(
+            "lost",
+            elsewhere.path(),
+            "UserPromptSubmit",
+            json!({"prompt": "hi"}),
+        ),
+    );
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (202, Some("no_project"))
+    );
+    assert!(server.sessions(project).is_empty());
+    let (_, reports) = server.json("GET", "/api/hooks", None);
+    assert_eq!(reports[0]["outcome"], "no_project");
+    assert_eq!(reports[0]["last_cwd"], elsewhere.path().to_str().unwrap());
+}
+
+#[test]
+fn codex_hooks_and_its_legacy_notify() {
+    let server = Server::start();
+    let project = server.add_project("cli");
+    let dir = project_dir(&server, "cli");
+    let thread = "0199a213-81c0-7800-8aa1-bbab2a035a53";
+    let prompt = json!({"prompt": "add a --json flag", "turn_id": "t1", "model": "gpt-5"});
+    let (status, _) = post(
+        &server,
+        "codex",
+        &body(thread, &dir, "UserPromptSubmit", prompt),
+    );
+    assert_eq!(status, 200);
+    let sessions = by_external(&server, project, thread);
+    assert_eq!(
+        (sessions[0]["agent"].as_str(), sessions[0]["state"].as_str()),
+        (Some("codex"), Some("working"))
+    );
+    assert_eq!(sessions[0]["name"], "add a --json flag");
+    // `notify` ends the turn (Codex appends the JSON as an argument).
+    let notify = json!({"type": "agent-turn-complete", "thread-id": thread, "turn-id": "t1", "cwd": dir,
+        "client": "codex-tui", "input-messages": ["add a --json flag"], "last-assistant-message": "Added."});
+    let status = Command::new(binary())
+        .args(["hook", "codex", "--url", &format!("http://{}", server.addr)])
+        .arg(notify.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let detail = server.detail(sessions[0]["id"].as_str().unwrap());
+    assert_eq!(detail["session"]["state"], "idle");
+    assert_eq!(detail["messages"][1]["content"], "Added.");
+}
+
+/// A stand-in agent: a copy of the system shell named `claude`, so it is
+/// not taken for a shell passing the hook on, as Claude Code's process isn't.
+fn stand_in_agent(dir: &Path) -> PathBuf {
+    let shell = ["/bin/bash", "/bin/sh"]
+        .into_iter()
+        .find(|s| Path::new(s).exists())
+        .unwrap();
+    let agent = dir.join("claude");
+    std::fs::copy(shell, &agent).unwrap();
+    agent
+}
+
+#[test]
+fn a_terminal_killed_mid_turn_becomes_an_error_within_the_watchdog_bound() {
+    let server = Server::start();
+    let project = server.add_project("term");
+    let dir = project_dir(&server, "term");
+    let id = "7d0f0c58-5d2e-4a0b-8d8c-3e4f5a6b7c8d";
+    let prompt = body(
+        id,
+        &dir,
+        "UserPromptSubmit",
+        json!({"prompt": "refactor the parser"}),
+    );
+    let agent = stand_in_agent(server.path());
+    // Like Claude Code: run the hook command through `sh -c` with the JSON
+    // on stdin, then go on working.
+    let hook = format!(
+        "{} hook claude --url http://{}",
+        binary().display(),
+        server.addr
+    );
+    let mut child = Command::new(&agent)
+        .arg("-c")
+        .arg(r#"printf '%s' "$BODY" | sh -c "$HOOK" > hook-stdout; sleep 60"#)
+        .env("BODY", prompt.to_string())
+        .env("HOOK", &hook)
+        .env_remove("AGENTDECK_RUN")
+        .current_dir(&dir)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let session = loop {
+        let found = by_external(&server, project, id);
+        if found.first().is_some_and(|s| s["state"] == "working") {
+            break found[0].clone();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the stand-in agent exited early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The hook wrote nothing on stdout (Claude Code reads it as a decision).
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hook-stdout")).unwrap(),
+        ""
+    );
+    let session_id = session["id"].as_str().unwrap();
+
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let killed = Instant::now();
+    wait_exit(&mut child, Duration::from_secs(5)).unwrap();
+    let detail = server.wait_for(session_id, |d| d["session"]["state"] == "error");
+    let delay = killed.elapsed();
+    assert_eq!(
+        detail["session"]["error_message"],
+        format!("Claude Code exited during the turn (process {pid} is gone)")
+    );
+    assert!(delay < Duration::from_secs(5), "took {delay:?}");
+    println!("watchdog delay after SIGKILL: {} ms", delay.as_millis());
+}
+
+#[test]
+fn the_hook_command_exits_0_quickly_and_silently_when_the_server_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for url in [
+        format!("http://127.0.0.1:{port}"),
+        "https://example.invalid".to_owned(),
+    ] {
+        let started = Instant::now();
+        let mut child = Command::new(binary())
+            .args(["hook", "claude", "--url", &url])
+            .env("AGENTDECK_DATABASE_URL", dir.path().join("db"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"session_id":"a","hook_event_name":"Stop"}"#)
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+    // A stdin that never closes: still done within the deadline.
+    let started = Instant::now();
+    let mut child = Command::new(binary())
+        .args([
+            "hook",
+            "claude",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(4)).expect("the hook hung on stdin");
+    assert!(status.success());
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn global_hooks_firing_for_agentdecks_own_run_change_nothing() {
+    let fake_claude = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../app/tests/fixtures/bin/claude"
+    ));
+    let hook = format!("{} hook claude", binary().display());
+    // The hook finds the server through the URL it writes into its data
+    // directory, like a person's global hook would.
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let database = dir.path().join("agentdeck.db");
+    let server = Server::options()
+        .args(&["--claude-bin", fake_claude.to_str().unwrap()])
+        .env(
+            "AGENTDECK_HOOK",
+            format!("{hook} --database-url {}", database.display()),
+        )
+        .dir(dir)
+        .start();
+    assert_eq!(
+        std::fs::read_to_string(server.path().join("server-url"))
+            .unwrap()
+            .trim(),
+        format!("http://{}", server.addr)
+    );
+    let project = server.add_project("own");
+    for message in ["hooks", "hooks-over-http"] {
+        let (status, session) = server.json(
+            "POST",
+            &format!("/api/projects/{project}/sessions"),
+            Some(json!({"name": message, "agent": "claude"})),
+        );
+        assert_eq!(status, 201, "{session}");
+        let id = session["id"].as_str().unwrap();
+        server.send_message(id, message);
+        let detail = server.wait_for(id, |d| d["session"]["state"] != "working");
+        // The runner's outcome stands: the hooks' StopFailure and SessionEnd did nothing.
+        assert_eq!(detail["session"]["state"], "idle", "{message}: {detail}");
+        assert_eq!(detail["session"]["attention"], Value::Null);
+        assert_eq!(detail["session"]["last_hook_at"], Value::Null, "{message}");
+        let reasons: Vec<&str> = detail["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(reasons, ["sent", "succeeded"], "{message}");
+        let (_, reports) = server.json("GET", "/api/hooks", None);
+        assert_eq!(reports[0]["outcome"], "own_run", "{message}: {reports}");
+        assert!(reports[0]["received"].as_i64().unwrap() >= 4);
+    }
+    // No second session appeared for the run's conversation.
+    assert_eq!(server.sessions(project).len(), 2);
+}
