@@ -1,0 +1,3 @@
+//! Terminal sessions report to agentdeck through the agents' own hooks.
+
+pub mod install;
