@@ -33,6 +33,42 @@ pub enum Command {
     /// `agentdeck hooks install` puts in the agents' settings). Always
     /// exits 0 within 2 s and prints nothing on stdout.
     Hook(HookArgs),
+    /// Install, remove or check agentdeck's hooks in Claude Code's and
+    /// Codex's settings, so sessions in terminals show up live.
+    Hooks(HooksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HooksArgs {
+    #[command(subcommand)]
+    pub action: HooksAction,
+
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksAction {
+    /// Add agentdeck's hooks to ~/.claude/settings.json and ~/.codex/hooks.json
+    /// (both unless one is named), keeping every other setting and hook.
+    Install(HookAgents),
+    /// Remove agentdeck's hooks again, and only those.
+    Uninstall(HookAgents),
+    /// What is installed, where, and when each agent last reported.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct HookAgents {
+    /// Claude Code only.
+    #[arg(long)]
+    pub claude: bool,
+    /// Codex only.
+    #[arg(long)]
+    pub codex: bool,
+    /// Print what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Where the data lives: shared by every command.

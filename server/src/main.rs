@@ -8,7 +8,7 @@ mod access;
 mod api;
 mod cli;
 mod events;
-mod hook_command;
+mod hooks;
 mod routes;
 
 use access::TokenStore;
@@ -17,7 +17,10 @@ use app::{db::Db, run::runner::Runner};
 use app::{project, sync::scan::Syncer};
 use axum::{extract::ConnectInfo, Extension, Router};
 use clap::Parser;
-use cli::{Cli, Command, DataArgs, HookArgs, ServeArgs, SyncArgs, TokenArgs};
+use cli::{
+    Cli, Command, DataArgs, HookAgents, HookArgs, HooksAction, HooksArgs, ServeArgs, SyncArgs,
+    TokenArgs,
+};
 use events::StreamLimits;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -85,6 +88,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args, user_umask).await,
         Command::Sync(args) => sync(args).await,
         Command::Token(args) => token(args),
+        Command::Hooks(args) => hooks(args).await,
         Command::Hook(args) => {
             hook(args).await;
             // Now, not at the runtime's shutdown: a stdin that never closed
@@ -110,7 +114,10 @@ fn remember_url(data: &DataArgs, local: SocketAddr) {
     } else {
         local
     };
-    if let Err(err) = std::fs::write(dir.join(hook_command::URL_FILE), format!("http://{host}\n")) {
+    if let Err(err) = std::fs::write(
+        dir.join(hooks::forward::URL_FILE),
+        format!("http://{host}\n"),
+    ) {
         tracing::warn!(%err, "cannot record the server's URL for agentdeck hook");
     }
 }
@@ -192,13 +199,67 @@ async fn sync(args: SyncArgs) -> Result<(), Fatal> {
 async fn hook(args: HookArgs) {
     let agent = args.agent.parse().unwrap_or(app::agent::AgentKind::Claude);
     let data_dir = args.data.data_dir().ok();
-    hook_command::run(hook_command::Forward {
+    hooks::forward::run(hooks::forward::Forward {
         agent,
         url: args.url,
         data_dir: data_dir.as_deref(),
         argument: args.notify,
     })
     .await;
+}
+
+/// `agentdeck hooks install|uninstall|status`.
+async fn hooks(args: HooksArgs) -> Result<(), Fatal> {
+    use hooks::install::{self, Agent, Targets};
+    let home = dirs::home_dir().ok_or_else(|| Fatal("no home directory (set HOME)".into()))?;
+    let targets = Targets::from_home(
+        &home,
+        std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from),
+        std::env::var_os("CODEX_HOME").map(PathBuf::from),
+    );
+    let exe = std::env::current_exe()
+        .map_err(|err| Fatal(format!("cannot tell where this agentdeck is: {err}")))?;
+    let agents = |chosen: &HookAgents| {
+        let mut agents = Vec::new();
+        if chosen.claude {
+            agents.push(Agent::Claude);
+        }
+        if chosen.codex {
+            agents.push(Agent::Codex);
+        }
+        agents
+    };
+    let outcomes = match &args.action {
+        HooksAction::Install(chosen) => {
+            install::install(&targets, &agents(chosen), &exe, chosen.dry_run)
+        }
+        HooksAction::Uninstall(chosen) => {
+            install::uninstall(&targets, &agents(chosen), chosen.dry_run)
+        }
+        HooksAction::Status => {
+            let mut status = install::status(&targets, &exe);
+            // The database says when each agent last reported; a missing
+            // one just means nothing has reported yet.
+            if args.data.database_path().is_ok_and(|path| path.exists()) {
+                let reports = app::hook::store::reports(&open_db(&args.data).await?)
+                    .await
+                    .map_err(|err| Fatal(err.to_string()))?;
+                for agent in &mut status.agents {
+                    let kind = match agent.agent {
+                        Agent::Claude => app::agent::AgentKind::Claude,
+                        Agent::Codex => app::agent::AgentKind::Codex,
+                    };
+                    agent.last_report = reports.iter().find(|r| r.agent == kind).cloned();
+                }
+            }
+            print!("{}", status.render());
+            return Ok(());
+        }
+    };
+    for outcome in outcomes.map_err(|err| Fatal(err.to_string()))? {
+        println!("{}", outcome.render());
+    }
+    Ok(())
 }
 
 /// `agentdeck token`: prints the stored token, made first if missing, or a
@@ -295,8 +356,8 @@ async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
     // project are the user's, not agentdeck's private data.
     umask(user_umask);
     let stop = shutdown_signal()?;
-    println!("agentdeck listening on http://{local}");
     remember_url(&args.data, local);
+    println!("agentdeck listening on http://{local}");
     access.announce(local);
     let header_timeout = Duration::from_secs(args.header_timeout);
     let connections = accept(listener, app, header_timeout, stop).await;

@@ -289,7 +289,8 @@ fn stand_in_agent(dir: &Path) -> PathBuf {
         .into_iter()
         .find(|s| Path::new(s).exists())
         .unwrap();
-    let agent = dir.join("claude");
+    std::fs::create_dir_all(dir.join("agent-bin")).unwrap();
+    let agent = dir.join("agent-bin/claude");
     std::fs::copy(shell, &agent).unwrap();
     agent
 }

@@ -63,6 +63,7 @@ fn reach(
         .select((Session::as_select(), sessions::current_run_id))
         .first(conn)
         .optional()?;
+    let new = known.is_none();
     let session = match known {
         // agentdeck runs this session's current turn: its runner records it.
         Some((_, Some(_))) => return Ok((Outcome::OwnRun, None)),
@@ -100,7 +101,7 @@ fn reach(
     let changed = apply(conn, &session, report, now, events)?;
     let outcome = if report.effect == Effect::Nothing && events.len() == before {
         Outcome::Ignored
-    } else if changed || events.len() > before {
+    } else if new || changed || events.len() > before {
         Outcome::Applied
     } else {
         Outcome::Unchanged
