@@ -59,13 +59,18 @@ pub fn use_live(
     status
 }
 
-/// Shows a browser notification when a run ends, if the person opted in.
+/// Shows a browser notification when a run ends or starts waiting for the
+/// person, if they opted in.
 /// The tag is the change's `seq`, so several open tabs show it once.
 pub fn notify_run_end(session_name: &str, change: &Transition) {
     let title = match change.reason {
         Reason::Succeeded => format!("{session_name} finished"),
         Reason::Failed => format!("{session_name} failed"),
         Reason::Interrupted => format!("{session_name} was interrupted"),
+        Reason::Attention => match change.attention {
+            Some(attention) => format!("{session_name}: {}", attention.label().to_lowercase()),
+            None => return,
+        },
         _ => return,
     };
     #[cfg(feature = "hydrate")]
@@ -74,12 +79,14 @@ pub fn notify_run_end(session_name: &str, change: &Transition) {
         if Notification::permission() == NotificationPermission::Granted {
             let options = NotificationOptions::new();
             options.set_tag(&change.seq.to_string());
-            options.set_body(
-                change
+            let body = match change.reason {
+                Reason::Attention => "The agent is waiting for you.",
+                _ => change
                     .error_message
                     .as_deref()
                     .unwrap_or("The run succeeded."),
-            );
+            };
+            options.set_body(body);
             let _ = Notification::new_with_options(&title, &options);
         }
     }

@@ -130,6 +130,12 @@ pub struct Conversation {
     pub seq: i32,
     pub state: SessionState,
     pub error_message: Option<String>,
+    /// What the session waits for from the person, if anything.
+    pub attention: Option<crate::session_state::Attention>,
+    /// When a hook last reported (terminal sessions).
+    pub last_hook_at: Option<i64>,
+    /// When the agent ended the session, if it did.
+    pub ended_at: Option<i64>,
     /// Oldest first.
     pub entries: Vec<ConversationEntry>,
     /// Whether the session has messages before the first entry.
@@ -193,6 +199,9 @@ impl Conversation {
             seq,
             state: session.state,
             error_message: session.error_message.clone(),
+            attention: session.attention,
+            last_hook_at: session.last_hook_at,
+            ended_at: session.ended_at,
             entries,
             has_earlier,
         }
@@ -331,6 +340,9 @@ mod tests {
             seq,
             state: SessionState::Idle,
             error_message: None,
+            attention: None,
+            last_hook_at: None,
+            ended_at: None,
             entries: ids
                 .map(|id| ConversationEntry {
                     id,

@@ -6,11 +6,13 @@
 
 use super::{
     hydrated_marker,
-    sessions::{clock, working_for},
+    sessions::{clock, LastHook, StateSince},
     ErrorPage, NotFound,
 };
 use crate::{
-    components::{form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
+    components::{
+        form_error, AttentionMarker, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge,
+    },
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
     run::{
@@ -159,6 +161,16 @@ fn SessionConsole(
             LiveEvent::Change { change, .. } if change.reason == Reason::Deleted => {
                 deleted.set(true)
             }
+            LiveEvent::Change { change, .. } if change.reason == Reason::Attention => {
+                notify_run_end(&session_name, &change);
+                conversation.update(|c| {
+                    if change.seq > c.seq {
+                        c.seq = change.seq;
+                        c.attention = change.attention;
+                        c.last_hook_at = Some(change.at);
+                    }
+                });
+            }
             LiveEvent::Change { change, .. } if change.reason.is_state_change() => {
                 if change.reason == Reason::Sent {
                     output.set(Vec::new());
@@ -170,6 +182,10 @@ fn SessionConsole(
                         c.seq = change.seq;
                         c.state = change.to_state;
                         c.error_message = change.error_message.clone();
+                        c.attention = None;
+                        if c.last_hook_at.is_some() {
+                            c.last_hook_at = Some(change.at);
+                        }
                     }
                 });
                 since_change.set(change.at);
@@ -215,12 +231,19 @@ fn SessionConsole(
             </Show>
             <section class="session-status" aria-label="Status">
                 {move || {
-                    let (state, error_message) = conversation.with(|c| (c.state, c.error_message.clone()));
-                    view! { <SessionStateBadge state error_message /> }
+                    let (state, error_message, attention, last_hook_at) = conversation
+                        .with(|c| (c.state, c.error_message.clone(), c.attention, c.last_hook_at));
+                    view! {
+                        <SessionStateBadge state error_message />
+                        <AttentionMarker attention />
+                        <StateSince state since=since_change.get() now />
+                        <LastHook state last_hook_at now />
+                    }
                 }}
                 {move || {
-                    (state() == SessionState::Working)
-                        .then(|| view! { <span class="elapsed">{move || working_for(now.get(), since_change.get())}</span> })
+                    conversation
+                        .with(|c| c.ended_at.is_some() && c.state != SessionState::Working)
+                        .then(|| view! { <span class="ended">"ended in its terminal"</span> })
                 }}
                 {move || {
                     (can_write && state() == SessionState::Working)
@@ -404,6 +427,9 @@ mod tests {
             seq: 7,
             state: SessionState::Working,
             error_message: None,
+            attention: None,
+            last_hook_at: None,
+            ended_at: None,
             entries: vec![ConversationEntry {
                 id: 42,
                 role: Role::User,
