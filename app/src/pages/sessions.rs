@@ -430,7 +430,7 @@ fn SessionItem(
             </div>
             <span class="session-agent">
                 {agent.label()}
-                {terminal.then(|| view! { " · terminal" })}
+                {terminal.then_some(" · terminal")}
                 <LastHook state last_hook_at now />
             </span>
             {can_write.then(|| view! {
