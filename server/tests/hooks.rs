@@ -601,3 +601,57 @@ fn concurrent_hooks_all_commit() {
         assert_eq!(detail["transitions"].as_array().unwrap().len(), turns * 2);
     }
 }
+
+/// With a token in force, hooks are writes like any other: refused without
+/// it, and `agentdeck hook` brings the one stored in the data directory.
+#[test]
+fn with_a_token_in_force_the_hook_command_uses_the_stored_one() {
+    let server = Server::options().args(&["--require-token"]).start();
+    let token = std::fs::read_to_string(server.path().join("token")).unwrap();
+    let project = {
+        let dir = server.path().join("projects/locked");
+        std::fs::create_dir_all(&dir).unwrap();
+        let reply = server.send(
+            "POST",
+            "/rpc/add_project",
+            &[
+                support::FORM[0],
+                support::FORM[1],
+                &format!("Authorization: Bearer {}", token.trim()),
+            ],
+            format!("path={}", dir.display()),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["id"].as_i64().unwrap()
+    };
+    let dir = project_dir(&server, "locked");
+    let prompt = body(
+        "locked-1",
+        &dir,
+        "UserPromptSubmit",
+        json!({"prompt": "hi"}),
+    );
+    assert_eq!(post(&server, "claude", &prompt).0, 401);
+    let mut child = Command::new(binary())
+        .args(["hook", "claude", "--database-url"])
+        .arg(server.database())
+        .env_remove("AGENTDECK_TOKEN")
+        .env_remove("AGENTDECK_URL")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(prompt.to_string().as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let listed = server.send(
+        "GET",
+        &format!("/api/projects/{project}/sessions"),
+        &[&format!("Authorization: Bearer {}", token.trim())],
+        "",
+    );
+    assert_eq!(listed.json()[0]["state"], "working", "{}", listed.body);
+}

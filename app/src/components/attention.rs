@@ -4,8 +4,7 @@ use crate::{run::format_duration, session_state::Attention, SessionState};
 use leptos::prelude::*;
 
 /// "Needs approval" / "Needs input" beside the badge; nothing otherwise.
-#[component]
-pub fn AttentionMarker(#[prop(optional_no_strip)] attention: Option<Attention>) -> impl IntoView {
+pub fn attention_marker(attention: Option<Attention>) -> impl IntoView {
     attention.map(|attention| {
         view! {
             <span class="attention" data-attention=attention.as_str()>

@@ -5,11 +5,11 @@
 
 use super::{
     hydrated_marker,
-    sessions::{clock, LastHook, StateSince},
+    sessions::{clock, last_hook, state_since},
     ErrorPage,
 };
 use crate::{
-    components::{form_error, AttentionMarker, LiveIndicator, ServerCall, SessionStateBadge},
+    components::{attention_marker, form_error, LiveIndicator, ServerCall, SessionStateBadge},
     live::{use_live, LiveEvent, Scope},
     project::{AddProject, Project},
     session::{
@@ -33,6 +33,8 @@ pub fn ProjectsPage() -> impl IntoView {
                 match load_overview().await {
                     Ok(overview) => view! {
                         <Title text=format!("{}Projects · agentdeck", overview.totals().title_prefix()) />
+                        <h1>"Projects"</h1>
+                        {(!overview.hooks_reported).then(hooks_hint)}
                         <ProjectsPanel overview filter can_write />
                     }
                     .into_any(),
@@ -40,6 +42,24 @@ pub fn ProjectsPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Shown until a terminal agent first reports: how to make terminal
+/// sessions appear. Rendered by the server only (it costs the bundle nothing).
+fn hooks_hint() -> impl IntoView {
+    view! {
+        <section class="card hooks-hint" aria-label="Terminal sessions">
+            <h2>"Terminal sessions"</h2>
+            <p>
+                "Claude Code and Codex sessions running in your terminals show up here live once their hooks report to agentdeck. Install the hooks once:"
+            </p>
+            <pre><code>"agentdeck hooks install"</code></pre>
+            <p class="muted">
+                "Check them with " <code>"agentdeck hooks status"</code> "; remove them with "
+                <code>"agentdeck hooks uninstall"</code> "."
+            </p>
+        </section>
     }
 }
 
@@ -132,14 +152,10 @@ fn ProjectsPanel(
                         })
                         .collect_view()}
                 </nav>
+                // Redrawn whole on each change: the overview is reloaded whole
+                // anyway, and a keyed list would cost the bundle more.
                 <ul class="session-list" aria-label="Active sessions">
-                    <For
-                        each=active
-                        key=|a| (a.session.id.clone(), a.session.state, a.session.attention, a.session.state_changed_at, a.session.name.clone())
-                        let:active
-                    >
-                        <ActiveItem active now />
-                    </For>
+                    {move || active().into_iter().map(|active| active_item(active, now)).collect_view()}
                 </ul>
                 <Show when=move || active().is_empty()>
                     <p class="empty">
@@ -152,16 +168,6 @@ fn ProjectsPanel(
                     </p>
                 </Show>
             </section>
-            <Show when=move || overview.with(|o| !o.hooks_reported)>
-                <section class="card hooks-hint" aria-label="Terminal sessions">
-                    <h2>"Terminal sessions"</h2>
-                    <p>
-                        "Claude Code and Codex sessions running in your terminals show up here live once their hooks report to agentdeck. Install the hooks once:"
-                    </p>
-                    <pre><code>"agentdeck hooks install"</code></pre>
-                    <p class="muted">"Check them with " <code>"agentdeck hooks status"</code> "; remove them with " <code>"agentdeck hooks uninstall"</code> "."</p>
-                </section>
-            </Show>
             {can_write.then(|| view! {
                 <section class="card">
                     <h2>"Add project"</h2>
@@ -190,7 +196,7 @@ fn ProjectsPanel(
                 </section>
             })}
             <section aria-labelledby="projects-heading">
-                <h2 id="projects-heading">"Projects"</h2>
+                <h2 id="projects-heading" class="visually-hidden">"All projects"</h2>
                 <Show
                     when=move || overview.with(|o| !o.projects.is_empty())
                     fallback=move || view! {
@@ -200,27 +206,7 @@ fn ProjectsPanel(
                     }
                 >
                     <ul class="project-list" aria-label="Projects">
-                        <For
-                            each=move || overview.with(|o| o.projects.clone())
-                            key=|summary| (summary.project.id, summary.counts)
-                            let:summary
-                        >
-                            <li>
-                                <a href=summary.project.sessions_url()>{summary.project.name.clone()}</a>
-                                <span class="project-counts">
-                                    {summary
-                                        .counts
-                                        .highlights()
-                                        .into_iter()
-                                        .map(|(state, label)| {
-                                            let kind = state.map_or("attention", |s| s.as_str());
-                                            view! { <span class="count" data-kind=kind>{label}</span> }
-                                        })
-                                        .collect_view()}
-                                </span>
-                                <code class="path">{summary.project.path.clone()}</code>
-                            </li>
-                        </For>
+                        {move || overview.with(|o| o.projects.iter().map(project_item).collect_view())}
                     </ul>
                 </Show>
             </section>
@@ -228,9 +214,28 @@ fn ProjectsPanel(
     }
 }
 
+/// One project: its link, its counts worth a look, its directory.
+fn project_item(summary: &ProjectSummary) -> impl IntoView {
+    let counts = summary
+        .counts
+        .highlights()
+        .into_iter()
+        .map(|(state, label)| {
+            let kind = state.map_or("attention", |s| s.as_str());
+            view! { <span class="count" data-kind=kind>{label}</span> }
+        })
+        .collect_view();
+    view! {
+        <li>
+            <a href=summary.project.sessions_url()>{summary.project.name.clone()}</a>
+            <span class="project-counts">{counts}</span>
+            <code class="path">{summary.project.path.clone()}</code>
+        </li>
+    }
+}
+
 /// One active session: its link, project, badge, what it waits for, since when.
-#[component]
-fn ActiveItem(active: ActiveSession, now: RwSignal<f64>) -> impl IntoView {
+fn active_item(active: ActiveSession, now: RwSignal<f64>) -> impl IntoView {
     let ActiveSession {
         session,
         project_name,
@@ -241,14 +246,14 @@ fn ActiveItem(active: ActiveSession, now: RwSignal<f64>) -> impl IntoView {
             <div class="session-main">
                 <a class="session-name" href=url>{session.name.clone()}</a>
                 <SessionStateBadge state=session.state error_message=session.error_message.clone() />
-                <AttentionMarker attention=session.attention />
-                <StateSince state=session.state since=session.state_changed_at now />
+                {attention_marker(session.attention)}
+                {state_since(session.state, session.state_changed_at, now)}
             </div>
             <span class="session-agent">
                 <span class="session-project">{project_name}</span>
                 " · "
                 {session.agent.label()}
-                <LastHook state=session.state last_hook_at=session.last_hook_at now />
+                {last_hook(session.state, session.last_hook_at, now)}
             </span>
         </li>
     }
@@ -274,6 +279,7 @@ mod tests {
         let read_only = render(false);
         assert!(!read_only.contains("<form"), "{read_only}");
         assert!(read_only.contains("No projects yet."), "{read_only}");
-        assert!(read_only.contains("agentdeck hooks install"), "{read_only}");
+        let hint = Owner::new().with(|| hooks_hint().to_html());
+        assert!(hint.contains("agentdeck hooks install"), "{hint}");
     }
 }

@@ -6,12 +6,12 @@
 
 use super::{
     hydrated_marker,
-    sessions::{clock, LastHook, StateSince},
+    sessions::{clock, last_hook, state_since},
     ErrorPage, NotFound,
 };
 use crate::{
     components::{
-        form_error, AttentionMarker, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge,
+        attention_marker, form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge,
     },
     live::{notify_run_end, use_live, LiveEvent, Scope},
     run::format_duration,
@@ -235,9 +235,9 @@ fn SessionConsole(
                         .with(|c| (c.state, c.error_message.clone(), c.attention, c.last_hook_at));
                     view! {
                         <SessionStateBadge state error_message />
-                        <AttentionMarker attention />
-                        <StateSince state since=since_change.get() now />
-                        <LastHook state last_hook_at now />
+                        {attention_marker(attention)}
+                        {state_since(state, since_change.get(), now)}
+                        {last_hook(state, last_hook_at, now)}
                     }
                 }}
                 {move || {

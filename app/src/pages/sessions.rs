@@ -6,7 +6,7 @@ use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice},
     components::{
-        coarse, form_error, since_label, AttentionMarker, LiveIndicator, NotifyToggle, ServerCall,
+        attention_marker, coarse, form_error, since_label, LiveIndicator, NotifyToggle, ServerCall,
         SessionStateBadge,
     },
     error::AppError,
@@ -361,8 +361,7 @@ pub(crate) fn clock() -> RwSignal<f64> {
 
 /// How long a session has been in its state: "working 1m 12s" (`.elapsed`,
 /// ticking), "failed 2h ago", "idle 5m ago".
-#[component]
-pub(crate) fn StateSince(state: SessionState, since: i64, now: RwSignal<f64>) -> impl IntoView {
+pub(crate) fn state_since(state: SessionState, since: i64, now: RwSignal<f64>) -> impl IntoView {
     let class = if state == SessionState::Working {
         "since elapsed"
     } else {
@@ -373,8 +372,7 @@ pub(crate) fn StateSince(state: SessionState, since: i64, now: RwSignal<f64>) ->
 
 /// For a working terminal session: how long ago its last hook arrived, so
 /// one that went silent (no process to watch) is visibly stale.
-#[component]
-pub(crate) fn LastHook(
+pub(crate) fn last_hook(
     state: SessionState,
     last_hook_at: Option<i64>,
     now: RwSignal<f64>,
@@ -425,13 +423,13 @@ fn SessionItem(
             <div class="session-main">
                 <a class="session-name" href=url>{name}</a>
                 <SessionStateBadge state error_message />
-                <AttentionMarker attention />
-                <StateSince state since=state_changed_at now />
+                {attention_marker(attention)}
+                {state_since(state, state_changed_at, now)}
             </div>
             <span class="session-agent">
                 {agent.label()}
                 {terminal.then_some(" · terminal")}
-                <LastHook state last_hook_at now />
+                {last_hook(state, last_hook_at, now)}
             </span>
             {can_write.then(|| view! {
                 <div class="session-actions">
