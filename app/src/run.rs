@@ -11,8 +11,8 @@ pub mod runner;
 pub mod store;
 
 use crate::{
-    error::AppError, project::Project, session::Session, session_state::SessionState,
-    text_enum::text_enum, transition::Transition,
+    error::AppError, live::OutputBacklog, project::Project, session::Session,
+    session_state::SessionState, text_enum::text_enum, transition::Transition,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -118,6 +118,9 @@ pub struct SessionDetail {
     pub has_earlier_transitions: bool,
     /// The change-log position this snapshot is consistent with.
     pub seq: i32,
+    /// The running run's output so far (its newest lines), read just after
+    /// the rest: what a page opened mid-run shows before its stream sends more.
+    pub output: Option<OutputBacklog>,
 }
 
 /// What the session page's island shows: the state and a page of the
