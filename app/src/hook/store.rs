@@ -13,7 +13,7 @@ use crate::{
     },
     error::AppError,
     live::LiveEvent,
-    run::Role,
+    run::{store::add_message, Role},
     session::Session,
     session_state::{Attention, SessionState},
     sync::transcript::{name_from_prompt, TranscriptInfo},
@@ -145,7 +145,7 @@ fn apply(
             if is_replay(conn, id, Role::User, prompt)? {
                 return Ok(false);
             }
-            add_message(conn, id, Role::User, prompt, now)?;
+            add_message(conn, id, None, Role::User, prompt, now)?;
             // Named after its first prompt, like an imported session.
             let placeholder = placeholder_name(report);
             let name = session_name(report);
@@ -162,7 +162,7 @@ fn apply(
         Effect::TurnEnded(answer) => {
             let ended = transition(conn, events, TransitionEvent::Succeed)?;
             if let Some(answer) = answer.as_deref().filter(|a| ended && !a.trim().is_empty()) {
-                add_message(conn, id, Role::Agent, answer, now)?;
+                add_message(conn, id, None, Role::Agent, answer, now)?;
             }
             Ok(false)
         }
@@ -250,24 +250,6 @@ fn is_replay(
         .first(conn)
         .optional()?;
     Ok(latest.is_some_and(|(r, content)| r == role && content == text))
-}
-
-fn add_message(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-    role: Role,
-    content: &str,
-    now: i64,
-) -> Result<(), AppError> {
-    diesel::insert_into(messages::table)
-        .values((
-            messages::session_id.eq(session_id),
-            messages::role.eq(role),
-            messages::content.eq(content),
-            messages::created_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// The name of a session a hook creates: from its first prompt the way

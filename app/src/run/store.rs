@@ -79,15 +79,7 @@ pub fn start(
                 runs::agent_session_id.eq(new_agent_session_id),
             ))
             .execute(conn)?;
-        diesel::insert_into(messages::table)
-            .values((
-                messages::session_id.eq(session_id),
-                messages::run_id.eq(run_id),
-                messages::role.eq(Role::User),
-                messages::content.eq(message),
-                messages::created_at.eq(now),
-            ))
-            .execute(conn)?;
+        add_message(conn, session_id, Some(run_id), Role::User, message, now)?;
         let session = find_session(conn, session_id)?;
         let project = find_project(conn, session.project_id)?;
         Ok(Started {
@@ -99,6 +91,28 @@ pub fn start(
             transition,
         })
     })
+}
+
+/// Adds a message to the session's conversation (of run `run_id`, or of
+/// none: a terminal session's prompt or answer reported by a hook).
+pub(crate) fn add_message(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    run_id: Option<&str>,
+    role: Role,
+    content: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    diesel::insert_into(messages::table)
+        .values((
+            messages::session_id.eq(session_id),
+            messages::run_id.eq(run_id),
+            messages::role.eq(role),
+            messages::content.eq(content),
+            messages::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The 409 for a message sent while a run is in progress.

@@ -857,15 +857,9 @@ impl AgentStatus {
     }
 }
 
-/// `millis` as a rough age: "12 s ago", "3 min ago", "5 h ago", "2 days ago".
+/// `millis` as a rough age: "12s ago", "3m ago", "5h ago", "2d ago".
 fn ago(millis: i64) -> String {
-    let secs = millis.max(0) / 1000;
-    match secs {
-        0..60 => format!("{secs} s ago"),
-        60..3600 => format!("{} min ago", secs / 60),
-        3600..86400 => format!("{} h ago", secs / 3600),
-        _ => format!("{} days ago", secs / 86400),
-    }
+    format!("{} ago", app::components::coarse(millis))
 }
 
 #[cfg(test)]
@@ -1461,7 +1455,7 @@ mod tests {
         assert!(text.contains("installed (all 8 events)"), "{text}");
         assert!(text.contains("(this agentdeck)"), "{text}");
         assert!(text.contains("notify: runs agentdeck"), "{text}");
-        assert!(text.contains("last report: 3 min ago"), "{text}");
+        assert!(text.contains("last report: 3m ago"), "{text}");
 
         // Another executable, since gone, and a Stop hook taken out by hand.
         let gone = home.path().join("old/agentdeck");
@@ -1512,10 +1506,10 @@ mod tests {
 
     #[test]
     fn ages_read_naturally() {
-        assert_eq!(ago(-5), "0 s ago");
-        assert_eq!(ago(59_999), "59 s ago");
-        assert_eq!(ago(60_000), "1 min ago");
-        assert_eq!(ago(7_200_000), "2 h ago");
-        assert_eq!(ago(3 * 86_400_000), "3 days ago");
+        assert_eq!(ago(-5), "0s ago");
+        assert_eq!(ago(59_999), "59s ago");
+        assert_eq!(ago(60_000), "1m ago");
+        assert_eq!(ago(7_200_000), "2h ago");
+        assert_eq!(ago(3 * 86_400_000), "3d ago");
     }
 }
