@@ -277,3 +277,67 @@ async fn sessions_are_listed_newest_first_and_can_be_renamed_and_deleted() {
     let missing = session::store::list_for_project(&fx.db, 999, None).await;
     assert_eq!(missing.unwrap_err().status(), 404);
 }
+
+/// A database made before terminal sessions (migrations up to the run
+/// fence) migrates in place: the change log is rebuilt for its new reasons
+/// with every row, every seq and the AUTOINCREMENT counter kept.
+#[test]
+fn the_change_log_rebuild_keeps_every_seq_and_the_counter() {
+    use diesel_migrations::MigrationHarness;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    for _ in 0..4 {
+        conn.run_next_migration(app::db::MIGRATIONS).unwrap();
+    }
+    for statement in [
+        "INSERT INTO projects (id, name, path, created_at) VALUES (1, 'p', '/p', 0)",
+        "INSERT INTO sessions (id, project_id, name, agent, state, created_at, updated_at, state_changed_at) VALUES ('s', 1, 'n', 'shell', 'idle', 0, 0, 0)",
+    ] {
+        diesel::sql_query(statement).execute(&mut conn).unwrap();
+    }
+    for (from, to, reason) in [
+        ("idle", "idle", "created"),
+        ("idle", "working", "sent"),
+        ("working", "idle", "succeeded"),
+        ("idle", "working", "sent"),
+        ("working", "error", "failed"),
+    ] {
+        let message = if to == "error" { "'boom'" } else { "NULL" };
+        diesel::sql_query(format!(
+            "INSERT INTO session_transitions (session_id, project_id, from_state, to_state, error_message, reason, at) \
+             VALUES ('s', 1, '{from}', '{to}', {message}, '{reason}', 1)"
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    // The newest entries gone (as a removed project's are): seq 4 and 5
+    // must still never be handed out again.
+    diesel::sql_query("DELETE FROM session_transitions WHERE seq >= 4")
+        .execute(&mut conn)
+        .unwrap();
+    conn.run_pending_migrations(app::db::MIGRATIONS).unwrap();
+
+    let kept: Vec<(i32, String)> =
+        sql::<(Integer, Text)>("SELECT seq, reason FROM session_transitions ORDER BY seq")
+            .load(&mut conn)
+            .unwrap();
+    assert_eq!(
+        kept,
+        [
+            (1, "created".into()),
+            (2, "sent".into()),
+            (3, "succeeded".into())
+        ]
+    );
+    diesel::sql_query(
+        "INSERT INTO session_transitions (session_id, project_id, from_state, to_state, reason, at, attention) \
+         VALUES ('s', 1, 'working', 'working', 'attention', 2, 'approval')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let next: i32 = sql::<Integer>("SELECT max(seq) FROM session_transitions")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(next, 6, "a seq is never handed out twice");
+}
