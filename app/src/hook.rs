@@ -292,6 +292,48 @@ pub struct HookReport {
     pub received: i32,
 }
 
+/// Whether an agent's hooks are installed, as `agentdeck hooks status` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installation {
+    pub agent: AgentKind,
+    /// The settings file the hooks live in.
+    pub file: String,
+    pub installed: bool,
+    /// "installed", "not installed", "partly installed (missing …)".
+    pub summary: String,
+}
+
+/// The dashboard's view of terminal sessions: per agent, whether its
+/// hooks are installed and the last hook it sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookStatus {
+    pub installations: Vec<Installation>,
+    pub reports: Vec<HookReport>,
+    /// The server's clock when read, for the reports' ages.
+    pub now: i64,
+}
+
+/// Reads the agents' settings files: the server provides it (the install
+/// code lives with the command line).
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct InstallationProbe(pub std::sync::Arc<dyn Fn() -> Vec<Installation> + Send + Sync>);
+
+/// Whether the hooks are installed and when each agent last reported.
+#[leptos::server(prefix = "/rpc", endpoint = "load_hook_status")]
+pub async fn load_hook_status() -> Result<HookStatus, crate::error::AppError> {
+    let installations = leptos::prelude::use_context::<InstallationProbe>()
+        .map(|probe| (probe.0)())
+        .unwrap_or_default();
+    let reports =
+        crate::error::with_status(store::reports(&leptos::prelude::expect_context()).await)?;
+    Ok(HookStatus {
+        installations,
+        reports,
+        now: crate::db::now_millis(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

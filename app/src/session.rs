@@ -257,8 +257,6 @@ pub fn is_active(session: &Session) -> bool {
 pub struct Overview {
     pub projects: Vec<ProjectSummary>,
     pub active: Vec<ActiveSession>,
-    /// Whether any terminal agent ever reported through hooks.
-    pub hooks_reported: bool,
     pub seq: i32,
 }
 

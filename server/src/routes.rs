@@ -43,6 +43,7 @@ pub fn router(
             provide_context(db.clone());
             provide_context(Arc::clone(&runner));
             provide_context(Arc::clone(&syncer));
+            provide_context(crate::hooks::installation_probe());
             access::provide_request_context();
         }
     };

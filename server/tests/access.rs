@@ -229,7 +229,8 @@ fn server_fn_endpoints() -> BTreeSet<String> {
                 walk(&path, found);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for (start, _) in text.match_indices("#[server(") {
+                // `#[server(` and `#[leptos::server(` alike.
+                for (start, _) in text.match_indices("server(prefix") {
                     let rest = &text[start..];
                     let attr = &rest[..rest.find(")]").unwrap()];
                     let endpoint = attr
@@ -278,6 +279,8 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
     let reads = [
         ("list_projects", String::new()),
         ("load_overview", String::new()),
+        ("load_hook_status", String::new()),
+        ("agent_choices", String::new()),
         ("project_sessions", "project_id=1".to_owned()),
         ("load_conversation", format!("session_id={id}")),
         ("load_session_detail", format!("session_id={id}")),

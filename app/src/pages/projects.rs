@@ -9,7 +9,10 @@ use super::{
     ErrorPage,
 };
 use crate::{
-    components::{attention_marker, form_error, LiveIndicator, ServerCall, SessionStateBadge},
+    components::{
+        attention_marker, coarse, form_error, LiveIndicator, ServerCall, SessionStateBadge,
+    },
+    hook::{load_hook_status, HookStatus},
     live::{use_live, LiveEvent, Scope},
     project::{AddProject, Project},
     session::{
@@ -30,11 +33,12 @@ pub fn ProjectsPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading projects…"</p> }>
             {move || Suspend::new(async move {
+                let hooks = load_hook_status().await.ok();
                 match load_overview().await {
                     Ok(overview) => view! {
                         <Title text=format!("{}Projects · agentdeck", overview.totals().title_prefix()) />
                         <h1>"Projects"</h1>
-                        {(!overview.hooks_reported).then(hooks_hint)}
+                        {hooks.map(hook_status)}
                         <ProjectsPanel overview filter can_write />
                     }
                     .into_any(),
@@ -45,20 +49,56 @@ pub fn ProjectsPage() -> impl IntoView {
     }
 }
 
-/// Shown until a terminal agent first reports: how to make terminal
-/// sessions appear. Rendered by the server only (it costs the bundle nothing).
-fn hooks_hint() -> impl IntoView {
+/// Terminal sessions: per agent, whether its hooks are installed and when
+/// it last reported, and the one command to run when none are installed.
+/// Rendered by the server only (it costs the bundle nothing); current as of
+/// the page load.
+fn hook_status(status: HookStatus) -> impl IntoView {
+    let none_installed = status.installations.iter().all(|i| !i.installed);
+    let now = status.now;
+    let rows = status
+        .installations
+        .into_iter()
+        .map(|installation| {
+            let report = status
+                .reports
+                .iter()
+                .find(|r| r.agent == installation.agent);
+            let last = match report {
+                None => "no report yet".to_owned(),
+                Some(report) => {
+                    let mut text = format!(
+                        "last report {} ago ({})",
+                        coarse(now - report.last_at),
+                        report.last_event
+                    );
+                    if report.outcome == "no_project" {
+                        text.push_str(&format!(
+                            ": ignored, {} is in no project",
+                            report.last_cwd.as_deref().unwrap_or("its directory")
+                        ));
+                    }
+                    text
+                }
+            };
+            view! {
+                <li data-agent=installation.agent.as_str()>
+                    <strong>{installation.agent.label()}</strong>
+                    ": " {installation.summary} " in " <code>{installation.file}</code> " · " {last}
+                </li>
+            }
+        })
+        .collect_view();
     view! {
-        <section class="card hooks-hint" aria-label="Terminal sessions">
+        <section class="card hooks-status" aria-label="Terminal sessions">
             <h2>"Terminal sessions"</h2>
-            <p>
-                "Claude Code and Codex sessions running in your terminals show up here live once their hooks report to agentdeck. Install the hooks once:"
-            </p>
-            <pre><code>"agentdeck hooks install"</code></pre>
-            <p class="muted">
-                "Check them with " <code>"agentdeck hooks status"</code> "; remove them with "
-                <code>"agentdeck hooks uninstall"</code> "."
-            </p>
+            {none_installed.then(|| view! {
+                <p>
+                    "Claude Code and Codex sessions running in your terminals show up here live once their hooks report to agentdeck. Install the hooks once:"
+                </p>
+                <pre><code>"agentdeck hooks install"</code></pre>
+            })}
+            <ul class="hook-agents">{rows}</ul>
         </section>
     }
 }
@@ -267,7 +307,6 @@ mod tests {
         let overview = Overview {
             projects: Vec::new(),
             active: Vec::new(),
-            hooks_reported: false,
             seq: 0,
         };
         Owner::new().with(|| view! { <ProjectsPanel overview filter=None can_write /> }.to_html())
@@ -279,7 +318,18 @@ mod tests {
         let read_only = render(false);
         assert!(!read_only.contains("<form"), "{read_only}");
         assert!(read_only.contains("No projects yet."), "{read_only}");
-        let hint = Owner::new().with(|| hooks_hint().to_html());
+        let status = HookStatus {
+            installations: vec![crate::hook::Installation {
+                agent: crate::agent::AgentKind::Claude,
+                file: "/home/me/.claude/settings.json".into(),
+                installed: false,
+                summary: "not installed".into(),
+            }],
+            reports: Vec::new(),
+            now: 0,
+        };
+        let hint = Owner::new().with(|| hook_status(status).to_html());
         assert!(hint.contains("agentdeck hooks install"), "{hint}");
+        assert!(hint.contains("not installed"), "{hint}");
     }
 }

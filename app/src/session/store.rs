@@ -6,7 +6,7 @@ use crate::{
     agent::AgentKind,
     db::{
         now_millis,
-        schema::{hook_reports, projects, sessions},
+        schema::{projects, sessions},
         Db,
     },
     error::AppError,
@@ -95,15 +95,10 @@ pub async fn overview(db: &Db) -> Result<Overview, AppError> {
                     project_name,
                 })
                 .collect();
-            let hooks_reported = diesel::select(diesel::dsl::exists(
-                hook_reports::table.select(hook_reports::agent),
-            ))
-            .get_result(conn)?;
             let seq = high_water(conn)?;
             Ok(Overview {
                 projects,
                 active,
-                hooks_reported,
                 seq,
             })
         })

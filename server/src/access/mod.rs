@@ -27,6 +27,8 @@ use self::{
 use crate::cli::AccessArgs;
 use app::{
     access::Access,
+    agent::AgentChoices,
+    hook::LoadHookStatus,
     project::ListProjects,
     run::{LoadConversation, LoadSessionDetail, LoadTimeline},
     session::{LoadOverview, ProjectSessions},
@@ -56,8 +58,10 @@ const READ_ONLY_REFUSAL: &str = "read-only access: this token can view but not c
 /// function, yet a read-only viewer's live pages need them to reload their
 /// snapshots. Any server function not listed here is a write: a new one is
 /// refused to read-only tokens until it is added.
-const READING_SERVER_FNS: [&str; 6] = [
+const READING_SERVER_FNS: [&str; 8] = [
+    AgentChoices::PATH,
     ListProjects::PATH,
+    LoadHookStatus::PATH,
     LoadOverview::PATH,
     ProjectSessions::PATH,
     LoadConversation::PATH,
