@@ -59,13 +59,18 @@ pub fn use_live(
     status
 }
 
-/// Shows a browser notification when a run ends, if the person opted in.
+/// Shows a browser notification when a run ends or starts waiting for the
+/// person, if they opted in.
 /// The tag is the change's `seq`, so several open tabs show it once.
 pub fn notify_run_end(session_name: &str, change: &Transition) {
     let title = match change.reason {
         Reason::Succeeded => format!("{session_name} finished"),
         Reason::Failed => format!("{session_name} failed"),
         Reason::Interrupted => format!("{session_name} was interrupted"),
+        Reason::Attention => match change.attention {
+            Some(attention) => format!("{session_name}: {}", attention.label().to_lowercase()),
+            None => return,
+        },
         _ => return,
     };
     #[cfg(feature = "hydrate")]
@@ -74,12 +79,14 @@ pub fn notify_run_end(session_name: &str, change: &Transition) {
         if Notification::permission() == NotificationPermission::Granted {
             let options = NotificationOptions::new();
             options.set_tag(&change.seq.to_string());
-            options.set_body(
-                change
+            let body = match change.reason {
+                Reason::Attention => "The agent is waiting for you.",
+                _ => change
                     .error_message
                     .as_deref()
                     .unwrap_or("The run succeeded."),
-            );
+            };
+            options.set_body(body);
             let _ = Notification::new_with_options(&title, &options);
         }
     }
@@ -128,8 +135,15 @@ pub enum LiveEvent {
         change: Transition,
         session: Option<Session>,
     },
-    /// A line of a running agent's output (not replayed after reconnects).
-    Output { session_id: String, line: String },
+    /// Line `n` (from 1, per run) of run `run_id`'s output. A session's
+    /// stream starts with the running run's backlog ([`OutputBacklog`]),
+    /// also on reconnects, so a page skips numbers it has shown.
+    Output {
+        session_id: String,
+        run_id: String,
+        n: u64,
+        line: String,
+    },
     /// How far a transcript sync has got (not replayed).
     SyncProgress {
         project_id: i32,
@@ -140,6 +154,42 @@ pub enum LiveEvent {
     /// `follow::MAX_REPLAY` changes): it must reload its snapshot. The
     /// stream goes on live after `seq`, the change log's end at the time.
     Reset { seq: i32 },
+}
+
+/// Lines of a run's output kept for pages that open while it goes on (the
+/// hub keeps no more; a session page shows no more).
+pub const BACKLOG_LINES: usize = 500;
+
+/// The newest output lines of a running run: what a session page opened
+/// mid-run is rendered with, and what it shows as lines arrive. The page's
+/// snapshot and every (re)connection of its stream repeat lines already
+/// shown; [`OutputBacklog::push`] takes each once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputBacklog {
+    pub run_id: String,
+    /// The number of the last of `lines` (0 when there are none).
+    pub last: u64,
+    /// Oldest first.
+    pub lines: Vec<String>,
+}
+
+impl OutputBacklog {
+    /// Adds line `n` of run `run_id` unless it is shown already; a line of
+    /// another run replaces what is shown. Keeps the newest [`BACKLOG_LINES`].
+    pub fn push(&mut self, run_id: String, n: u64, line: String) {
+        if self.run_id != run_id {
+            *self = Self {
+                run_id,
+                ..Self::default()
+            };
+        } else if n <= self.last {
+            return;
+        }
+        self.last = n;
+        self.lines.push(line);
+        let excess = self.lines.len().saturating_sub(BACKLOG_LINES);
+        self.lines.drain(..excess);
+    }
 }
 
 impl LiveEvent {
@@ -166,5 +216,43 @@ impl LiveEvent {
             Self::Reset { seq } => Some(*seq),
             Self::Output { .. } | Self::SyncProgress { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push_all(shown: &mut OutputBacklog, run: &str, numbers: impl IntoIterator<Item = u64>) {
+        for n in numbers {
+            shown.push(run.into(), n, format!("{run}-{n}"));
+        }
+    }
+
+    #[test]
+    fn repeated_lines_are_shown_once_and_a_new_run_starts_over() {
+        let mut shown = OutputBacklog::default();
+        // The page's snapshot, then the stream's backlog overlapping it, then live.
+        push_all(&mut shown, "r1", 1..=3);
+        push_all(&mut shown, "r1", 2..=5);
+        push_all(&mut shown, "r1", [4, 6]);
+        assert_eq!(
+            shown.lines,
+            ["r1-1", "r1-2", "r1-3", "r1-4", "r1-5", "r1-6"]
+        );
+        assert_eq!(shown.last, 6);
+        push_all(&mut shown, "r2", [1]);
+        assert_eq!((shown.run_id.as_str(), shown.last), ("r2", 1));
+        assert_eq!(shown.lines, ["r2-1"]);
+    }
+
+    #[test]
+    fn at_most_the_backlog_bound_is_shown() {
+        let mut shown = OutputBacklog::default();
+        let total = BACKLOG_LINES as u64 + 20;
+        push_all(&mut shown, "r", 1..=total);
+        assert_eq!(shown.lines.len(), BACKLOG_LINES);
+        assert_eq!(shown.lines[0], "r-21");
+        assert_eq!(shown.last, total);
     }
 }

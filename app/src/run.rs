@@ -11,8 +11,8 @@ pub mod runner;
 pub mod store;
 
 use crate::{
-    error::AppError, project::Project, session::Session, session_state::SessionState,
-    text_enum::text_enum, transition::Transition,
+    error::AppError, live::OutputBacklog, project::Project, session::Session,
+    session_state::SessionState, text_enum::text_enum, transition::Transition,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -118,6 +118,9 @@ pub struct SessionDetail {
     pub has_earlier_transitions: bool,
     /// The change-log position this snapshot is consistent with.
     pub seq: i32,
+    /// The running run's output so far (its newest lines), read just after
+    /// the rest: what a page opened mid-run shows before its stream sends more.
+    pub output: Option<OutputBacklog>,
 }
 
 /// What the session page's island shows: the state and a page of the
@@ -130,6 +133,12 @@ pub struct Conversation {
     pub seq: i32,
     pub state: SessionState,
     pub error_message: Option<String>,
+    /// What the session waits for from the person, if anything.
+    pub attention: Option<crate::session_state::Attention>,
+    /// When a hook last reported (terminal sessions).
+    pub last_hook_at: Option<i64>,
+    /// When the agent ended the session, if it did.
+    pub ended_at: Option<i64>,
     /// Oldest first.
     pub entries: Vec<ConversationEntry>,
     /// Whether the session has messages before the first entry.
@@ -193,6 +202,9 @@ impl Conversation {
             seq,
             state: session.state,
             error_message: session.error_message.clone(),
+            attention: session.attention,
+            last_hook_at: session.last_hook_at,
+            ended_at: session.ended_at,
             entries,
             has_earlier,
         }
@@ -331,6 +343,9 @@ mod tests {
             seq,
             state: SessionState::Idle,
             error_message: None,
+            attention: None,
+            last_hook_at: None,
+            ended_at: None,
             entries: ids
                 .map(|id| ConversationEntry {
                     id,

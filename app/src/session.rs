@@ -11,8 +11,7 @@ mod tests {
     fn counts_follow_changes_and_make_the_title() {
         let mut counts = StateCounts {
             idle: 2,
-            working: 0,
-            error: 0,
+            ..StateCounts::default()
         };
         assert_eq!(counts.title_prefix(), "");
         counts.add(SessionState::Idle, -1);
@@ -22,6 +21,11 @@ mod tests {
         counts.add(SessionState::Working, 1);
         assert_eq!(counts.title_prefix(), "(2 working · 1 error) ");
         assert_eq!((counts.get(SessionState::Idle), counts.total()), (1, 4));
+        counts.needs_you = 1;
+        assert_eq!(
+            counts.title_prefix(),
+            "(2 working · 1 error · 1 needs you) "
+        );
     }
 }
 
@@ -112,12 +116,14 @@ pub struct ProjectWithSessions {
     pub seq: i32,
 }
 
-/// Sessions per state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Sessions per state, and how many wait for the person.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StateCounts {
     pub idle: i64,
     pub working: i64,
     pub error: i64,
+    /// Working sessions that need approval or input (counted in `working` too).
+    pub needs_you: i64,
 }
 
 impl StateCounts {
@@ -142,20 +148,135 @@ impl StateCounts {
         self.idle + self.working + self.error
     }
 
-    /// "(2 working · 1 error) " for the tab title; empty when nothing is
-    /// working or failed.
+    /// Adds `other`'s counts to these.
+    pub fn add_all(&mut self, other: &Self) {
+        self.idle += other.idle;
+        self.working += other.working;
+        self.error += other.error;
+        self.needs_you += other.needs_you;
+    }
+
+    /// Labels of the non-zero counts worth a look: "2 working", "1 error",
+    /// "1 needs you", with the state each stands for (`None`: needs you).
+    pub fn highlights(&self) -> Vec<(Option<SessionState>, String)> {
+        [
+            (Some(SessionState::Working), self.working, "working"),
+            (Some(SessionState::Error), self.error, "error"),
+            (None, self.needs_you, "needs you"),
+        ]
+        .into_iter()
+        .filter(|(_, n, _)| *n > 0)
+        .map(|(state, n, what)| (state, format!("{n} {what}")))
+        .collect()
+    }
+
+    /// "(2 working · 1 error · 1 needs you) " for the tab title; empty when
+    /// nothing is working, failed or waiting.
     pub fn title_prefix(&self) -> String {
-        let parts: Vec<String> = [(self.working, "working"), (self.error, "error")]
-            .into_iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, what)| format!("{n} {what}"))
-            .collect();
+        let parts: Vec<String> = [
+            (self.working, "working"),
+            (self.error, "error"),
+            (self.needs_you, "needs you"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
         if parts.is_empty() {
             String::new()
         } else {
             format!("({}) ", parts.join(" · "))
         }
     }
+}
+
+/// A project with its live counts, for the projects page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    pub project: Project,
+    pub counts: StateCounts,
+}
+
+/// A session worth a look (working, failed, or waiting for the person),
+/// with the name of its project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveSession {
+    pub session: Session,
+    pub project_name: String,
+}
+
+/// Which active sessions the overview lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActiveFilter {
+    Working,
+    Failed,
+    NeedsYou,
+}
+
+impl ActiveFilter {
+    pub const ALL: [Self; 3] = [Self::Working, Self::Failed, Self::NeedsYou];
+
+    /// The `?active=` value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Working => "working",
+            Self::Failed => "error",
+            Self::NeedsYou => "attention",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Working => "Working",
+            Self::Failed => "Failed",
+            Self::NeedsYou => "Needs you",
+        }
+    }
+
+    pub fn matches(self, session: &Session) -> bool {
+        match self {
+            Self::Working => session.state == SessionState::Working,
+            Self::Failed => session.state == SessionState::Error,
+            Self::NeedsYou => session.attention.is_some(),
+        }
+    }
+}
+
+/// Whether a session belongs in the overview's active list.
+pub fn is_active(session: &Session) -> bool {
+    session.state != SessionState::Idle || session.attention.is_some()
+}
+
+/// Every project with its counts, and the active sessions across them,
+/// newest change first: the projects page, consistent with `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    pub projects: Vec<ProjectSummary>,
+    pub active: Vec<ActiveSession>,
+    /// Whether any terminal agent ever reported through hooks.
+    pub hooks_reported: bool,
+    pub seq: i32,
+}
+
+impl Overview {
+    /// The counts over every project.
+    pub fn totals(&self) -> StateCounts {
+        let mut totals = StateCounts::default();
+        for summary in &self.projects {
+            totals.add_all(&summary.counts);
+        }
+        totals
+    }
+}
+
+/// The projects page's data.
+#[server(prefix = "/rpc", endpoint = "load_overview")]
+pub async fn load_overview() -> Result<Overview, AppError> {
+    crate::error::with_status(store::overview(&expect_context()).await)
 }
 
 /// The project and its sessions (all, or those in `state`), newest first.

@@ -1,7 +1,8 @@
 //! The change stream on a real SQLite file: a follower gets every change
 //! after its `since`, in `seq` order, exactly once — while changes commit
 //! concurrently, and when it lags behind the hub — or, when it is too far
-//! behind to replay, one reset.
+//! behind to replay, one reset. A session's follower gets the running
+//! run's output: the lines printed before it opened, then live, each once.
 
 mod common;
 
@@ -10,7 +11,7 @@ use app::{
     db::Db,
     live::{
         follow::{follow, Follower, MAX_REPLAY},
-        LiveEvent, Scope,
+        LiveEvent, Scope, BACKLOG_LINES,
     },
     project, session,
     transition::{
@@ -219,7 +220,7 @@ async fn a_run_start_reaches_the_page_before_the_runs_first_output_line() {
     // Both are ready when the follower next runs; the change must win every time.
     for round in 0..40 {
         transition(&fx.db, &id, TransitionEvent::Send).await;
-        fx.db.hub().publish_output(&id, "first");
+        fx.db.hub().publish_output(&id, "r", "first");
         let event = next_event(&mut rx).await;
         assert!(
             matches!(&*event, LiveEvent::Change { change, .. } if change.reason == Reason::Sent),
@@ -297,4 +298,182 @@ async fn a_follower_more_than_the_replay_bound_behind_gets_one_reset_then_live_c
         seqs.extend(event.seq());
     }
     assert_contiguous(&seqs, since);
+}
+
+/// The next output line from the follower as (run, number, text), skipping changes.
+async fn next_line(rx: &mut Follower) -> (String, u64, String) {
+    loop {
+        if let LiveEvent::Output {
+            run_id, n, line, ..
+        } = &*next_event(rx).await
+        {
+            return (run_id.clone(), *n, line.clone());
+        }
+    }
+}
+
+/// The numbers of the next `count` output lines, each checked to be run
+/// `run`'s line with that number.
+async fn take_lines(rx: &mut Follower, run: &str, count: usize) -> Vec<u64> {
+    let mut numbers = Vec::new();
+    while numbers.len() < count {
+        let (run_id, n, line) = next_line(rx).await;
+        assert_eq!((run_id.as_str(), line), (run, format!("line-{n}")));
+        numbers.push(n);
+    }
+    numbers
+}
+
+/// Publishes lines `numbers` of run `run` as the runner does.
+fn print(db: &Db, session_id: &str, run: &str, numbers: std::ops::RangeInclusive<u64>) {
+    for n in numbers {
+        db.hub()
+            .publish_output(session_id, run, &format!("line-{n}"));
+    }
+}
+
+/// Asserts the follower's next line is the sentinel: nothing was sent twice before it.
+async fn expect_sentinel(db: &Db, rx: &mut Follower, session_id: &str, run: &str, n: u64) {
+    print(db, session_id, run, n..=n);
+    assert_eq!(take_lines(rx, run, 1).await, [n], "a line came twice");
+}
+
+#[tokio::test]
+async fn a_follower_opened_mid_run_gets_the_backlog_then_live_lines_each_once_at_any_split() {
+    let fx = Fixture::new().await;
+    let id = fx.sessions(1).await.remove(0);
+    const LINES: u64 = 40;
+    for split in 0..=LINES {
+        let run = format!("run-{split}");
+        print(&fx.db, &id, &run, 1..=split);
+        let mut rx = follow(
+            fx.db.clone(),
+            Scope::Session(id.clone()),
+            Some(fx.high_water().await),
+        );
+        print(&fx.db, &id, &run, split + 1..=LINES);
+        let numbers = take_lines(&mut rx, &run, LINES as usize).await;
+        assert_eq!(numbers, (1..=LINES).collect::<Vec<_>>(), "split at {split}");
+        expect_sentinel(&fx.db, &mut rx, &id, &run, LINES + 1).await;
+        fx.db.hub().end_output(&id, &run);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn followers_opened_while_a_run_prints_each_get_every_line_once_in_order() {
+    let fx = Fixture::new().await;
+    let id = fx.sessions(1).await.remove(0);
+    const LINES: u64 = 400;
+    let printer = {
+        let (db, id) = (fx.db.clone(), id.clone());
+        tokio::spawn(async move {
+            for n in 1..=LINES {
+                print(&db, &id, "run", n..=n);
+                if n % 4 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    // Followers open all along the run (each once the run is past its
+    // point, while it goes on printing); the backlog holds every line so far.
+    let printed = |db: &Db| db.hub().output_backlog(&id).map_or(0, |o| o.last);
+    let mut readers = Vec::new();
+    for point in (0..LINES).step_by(20) {
+        while printed(&fx.db) < point {
+            tokio::task::yield_now().await;
+        }
+        let mut rx = follow(fx.db.clone(), Scope::Session(id.clone()), None);
+        readers.push(tokio::spawn(async move {
+            take_lines(&mut rx, "run", LINES as usize).await
+        }));
+    }
+    printer.await.unwrap();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), (1..=LINES).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn a_follower_that_lags_behind_the_output_is_caught_up_from_the_backlog() {
+    let fx = Fixture::new().await;
+    let id = fx.sessions(1).await.remove(0);
+    let mut rx = follow(
+        fx.db.clone(),
+        Scope::Session(id.clone()),
+        Some(fx.high_water().await),
+    );
+    print(&fx.db, &id, "run", 1..=1);
+    assert_eq!(take_lines(&mut rx, "run", 1).await, [1]);
+    // More than the hub buffers (256) while nobody reads, fewer than the backlog keeps.
+    print(&fx.db, &id, "run", 2..=450);
+    let numbers = take_lines(&mut rx, "run", 449).await;
+    assert_eq!(numbers, (2..=450).collect::<Vec<_>>());
+    expect_sentinel(&fx.db, &mut rx, &id, "run", 451).await;
+}
+
+#[tokio::test]
+async fn the_backlog_keeps_the_last_500_lines() {
+    let fx = Fixture::new().await;
+    let id = fx.sessions(1).await.remove(0);
+    print(&fx.db, &id, "run", 1..=600);
+    let output = fx.detail(&id).await.output.expect("the backlog");
+    assert_eq!(output.lines.len(), BACKLOG_LINES);
+    assert_eq!((output.run_id.as_str(), output.last), ("run", 600));
+    assert_eq!(output.lines[0], "line-101");
+
+    let mut rx = follow(fx.db.clone(), Scope::Session(id.clone()), None);
+    let numbers = take_lines(&mut rx, "run", BACKLOG_LINES).await;
+    assert_eq!(numbers, (101..=600).collect::<Vec<_>>());
+    expect_sentinel(&fx.db, &mut rx, &id, "run", 601).await;
+}
+
+#[tokio::test]
+async fn a_running_runs_output_is_in_the_snapshot_and_the_stream_until_it_ends() {
+    let fx = Fixture::new().await;
+    let id = fx.sessions(1).await.remove(0);
+    fx.runner
+        .send(&id, "echo one; echo two; sleep 30")
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let detail = loop {
+        let detail = fx.detail(&id).await;
+        if detail.output.as_ref().is_some_and(|o| o.lines.len() == 2) {
+            break detail;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no output: {detail:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let output = detail.output.unwrap();
+    assert_eq!(output.lines, ["one", "two"]);
+    assert_eq!(Some(&output.run_id), detail.runs.last().map(|run| &run.id));
+    let mut rx = follow(fx.db.clone(), Scope::Session(id.clone()), Some(detail.seq));
+    assert_eq!(
+        next_line(&mut rx).await,
+        (output.run_id.clone(), 1, "one".into())
+    );
+    assert_eq!(
+        next_line(&mut rx).await,
+        (output.run_id.clone(), 2, "two".into())
+    );
+
+    // Cancelling returns once the end is recorded and the backlog dropped.
+    fx.runner.cancel(&id).await.unwrap();
+    assert_eq!(fx.detail(&id).await.output, None);
+
+    // A run that ends by itself drops its backlog too.
+    fx.runner.send(&id, "echo done").await.unwrap();
+    fx.settled(&id).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while fx.detail(&id).await.output.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backlog outlived its run"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -42,9 +42,6 @@ pub enum Command {
 pub struct HooksArgs {
     #[command(subcommand)]
     pub action: HooksAction,
-
-    #[command(flatten)]
-    pub data: DataArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +52,13 @@ pub enum HooksAction {
     /// Remove agentdeck's hooks again, and only those.
     Uninstall(HookAgents),
     /// What is installed, where, and when each agent last reported.
-    Status,
+    Status(HookStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HookStatusArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 #[derive(Debug, Args)]

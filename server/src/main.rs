@@ -236,12 +236,16 @@ async fn hooks(args: HooksArgs) -> Result<(), Fatal> {
         HooksAction::Uninstall(chosen) => {
             install::uninstall(&targets, &agents(chosen), chosen.dry_run)
         }
-        HooksAction::Status => {
+        HooksAction::Status(status_args) => {
             let mut status = install::status(&targets, &exe);
             // The database says when each agent last reported; a missing
             // one just means nothing has reported yet.
-            if args.data.database_path().is_ok_and(|path| path.exists()) {
-                let reports = app::hook::store::reports(&open_db(&args.data).await?)
+            if status_args
+                .data
+                .database_path()
+                .is_ok_and(|path| path.exists())
+            {
+                let reports = app::hook::store::reports(&open_db(&status_args.data).await?)
                     .await
                     .map_err(|err| Fatal(err.to_string()))?;
                 for agent in &mut status.agents {

@@ -277,6 +277,7 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
 
     let reads = [
         ("list_projects", String::new()),
+        ("load_overview", String::new()),
         ("project_sessions", "project_id=1".to_owned()),
         ("load_conversation", format!("session_id={id}")),
         ("load_session_detail", format!("session_id={id}")),

@@ -467,3 +467,191 @@ fn global_hooks_firing_for_agentdecks_own_run_change_nothing() {
     // No second session appeared for the run's conversation.
     assert_eq!(server.sessions(project).len(), 2);
 }
+
+/// `agentdeck` with a temporary HOME (never the machine's real one).
+fn with_home(home: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .env("HOME", home)
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("CODEX_HOME")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn hooks_install_status_and_uninstall_on_a_temporary_home() {
+    let home = tempfile::tempdir().unwrap();
+    let settings = home.path().join(".claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let original = "{\n  \"model\": \"opus\",\n  \"hooks\": {\n    \"Stop\": [\n      {\n        \"hooks\": [\n          {\n            \"type\": \"command\",\n            \"command\": \"say done\"\n          }\n        ]\n      }\n    ]\n  }\n}\n";
+    std::fs::write(&settings, original).unwrap();
+
+    let (ok, out) = with_home(home.path(), &["hooks", "install", "--dry-run"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        original,
+        "a dry run writes nothing"
+    );
+
+    let (ok, out) = with_home(home.path(), &["hooks", "install"]);
+    assert!(ok, "{out}");
+    let installed = std::fs::read_to_string(&settings).unwrap();
+    let json: Value = serde_json::from_str(&installed).unwrap();
+    assert_eq!(json["model"], "opus");
+    let stop = json["hooks"]["Stop"].as_array().unwrap();
+    assert!(
+        stop.iter().any(|g| g["hooks"][0]["command"] == "say done"),
+        "{installed}"
+    );
+    let ours = format!("{} hook claude", binary().display());
+    for event in [
+        "SessionStart",
+        "UserPromptSubmit",
+        "PermissionRequest",
+        "Stop",
+        "StopFailure",
+        "SessionEnd",
+    ] {
+        assert!(
+            json["hooks"][event].to_string().contains(&ours),
+            "{event} not installed: {installed}"
+        );
+    }
+    assert!(home.path().join(".codex/hooks.json").exists());
+
+    // Twice = once.
+    let (ok, _) = with_home(home.path(), &["hooks", "install"]);
+    assert!(ok);
+    assert_eq!(std::fs::read_to_string(&settings).unwrap(), installed);
+
+    let db = home.path().join("agentdeck.db");
+    let (ok, status) = with_home(
+        home.path(),
+        &["hooks", "status", "--database-url", db.to_str().unwrap()],
+    );
+    assert!(ok, "{status}");
+    assert!(status.contains("installed (all"), "{status}");
+    assert!(status.contains("last report: none yet"), "{status}");
+
+    let (ok, out) = with_home(home.path(), &["hooks", "uninstall"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        original,
+        "uninstall restores the file"
+    );
+    let (_, status) = with_home(home.path(), &["hooks", "status"]);
+    assert!(status.contains("not installed"), "{status}");
+}
+
+/// Hooks from several agents at once all commit (prints the rate; the
+/// benchmark measures it on the release build).
+#[test]
+fn concurrent_hooks_all_commit() {
+    let server = std::sync::Arc::new(Server::start());
+    let project = server.add_project("busy");
+    let dir = project_dir(&server, "busy");
+    let (threads, turns) = (4, 50);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (server, dir) = (std::sync::Arc::clone(&server), dir.clone());
+            std::thread::spawn(move || {
+                for turn in 0..turns {
+                    let id = format!("agent-{t}");
+                    let prompt = json!({"prompt": format!("turn {turn}")});
+                    assert_eq!(
+                        post(
+                            &server,
+                            "claude",
+                            &body(&id, &dir, "UserPromptSubmit", prompt)
+                        )
+                        .0,
+                        200
+                    );
+                    assert_eq!(
+                        post(&server, "claude", &body(&id, &dir, "Stop", json!({}))).0,
+                        200
+                    );
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let posts = threads * turns * 2;
+    println!(
+        "hook ingest (debug build, {threads} clients): {:.0} posts/s",
+        posts as f64 / started.elapsed().as_secs_f64()
+    );
+    let sessions = server.sessions(project);
+    assert_eq!(sessions.len(), threads);
+    for session in sessions {
+        assert_eq!(session["state"], "idle");
+        let detail = server.detail(session["id"].as_str().unwrap());
+        assert_eq!(detail["transitions"].as_array().unwrap().len(), turns * 2);
+    }
+}
+
+/// With a token in force, hooks are writes like any other: refused without
+/// it, and `agentdeck hook` brings the one stored in the data directory.
+#[test]
+fn with_a_token_in_force_the_hook_command_uses_the_stored_one() {
+    let server = Server::options().args(&["--require-token"]).start();
+    let token = std::fs::read_to_string(server.path().join("token")).unwrap();
+    let project = {
+        let dir = server.path().join("projects/locked");
+        std::fs::create_dir_all(&dir).unwrap();
+        let reply = server.send(
+            "POST",
+            "/rpc/add_project",
+            &[
+                support::FORM[0],
+                support::FORM[1],
+                &format!("Authorization: Bearer {}", token.trim()),
+            ],
+            format!("path={}", dir.display()),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["id"].as_i64().unwrap()
+    };
+    let dir = project_dir(&server, "locked");
+    let prompt = body(
+        "locked-1",
+        &dir,
+        "UserPromptSubmit",
+        json!({"prompt": "hi"}),
+    );
+    assert_eq!(post(&server, "claude", &prompt).0, 401);
+    let mut child = Command::new(binary())
+        .args(["hook", "claude", "--database-url"])
+        .arg(server.database())
+        .env_remove("AGENTDECK_TOKEN")
+        .env_remove("AGENTDECK_URL")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(prompt.to_string().as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let listed = server.send(
+        "GET",
+        &format!("/api/projects/{project}/sessions"),
+        &[&format!("Authorization: Bearer {}", token.trim())],
+        "",
+    );
+    assert_eq!(listed.json()[0]["state"], "working", "{}", listed.body);
+}

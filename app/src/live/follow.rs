@@ -4,6 +4,8 @@
 //! subscriber that lags is caught up from the database, never skipped —
 //! unless it is more than [`MAX_REPLAY`] changes behind: then it is told to
 //! reload its snapshot ([`LiveEvent::Reset`]) and goes on live from there.
+//! A session's follower also sends the running run's output: its backlog
+//! first, then live lines, each line once.
 
 use super::{LiveEvent, Scope};
 use crate::{
@@ -39,6 +41,11 @@ pub struct Follower {
     changes: broadcast::Receiver<Arc<LiveEvent>>,
     /// Agent output and sync progress, for project and session pages.
     output: Option<broadcast::Receiver<Arc<LiveEvent>>>,
+    /// Output lines from the session's backlog, not handed out yet: sent
+    /// once the changes before them are (a run's `sent` before its lines).
+    lines: VecDeque<Arc<LiveEvent>>,
+    /// The run and number of the last output line handed out.
+    last_line: Option<(String, u64)>,
     closing: watch::Receiver<bool>,
     /// Changes read from the database, not handed out yet.
     backlog: VecDeque<LiveEvent>,
@@ -50,15 +57,20 @@ pub struct Follower {
 /// Starts following `scope` from just after `since`, or from the current
 /// end of the change log when `since` is `None` (never a replay of all
 /// history). [`Follower::next`] yields changes in `seq` order, each exactly
-/// once, interleaved with live output lines (for a session scope); where
-/// more than [`MAX_REPLAY`] changes wait, one [`LiveEvent::Reset`] stands
-/// in for them. It subscribes to the hub here, before
-/// anything is read from the database, so no change falls in between.
+/// once, interleaved with output lines (for a session scope: the running
+/// run's backlog, then live lines, each once); where more than
+/// [`MAX_REPLAY`] changes wait, one [`LiveEvent::Reset`] stands in for
+/// them. It subscribes to the hub here, before anything is read from the
+/// database, so no change falls in between.
 pub fn follow(db: Db, scope: Scope, since: Option<i32>) -> Follower {
     let changes = db.hub().subscribe_changes();
-    let output = match &scope {
-        Scope::Session(_) | Scope::Project(_) => Some(db.hub().subscribe_output()),
-        Scope::All => None,
+    let (output, lines) = match &scope {
+        Scope::Session(id) => {
+            let (output, lines) = db.hub().subscribe_session_output(id);
+            (Some(output), lines.into())
+        }
+        Scope::Project(_) => (Some(db.hub().subscribe_output()), VecDeque::new()),
+        Scope::All => (None, VecDeque::new()),
     };
     let closing = db.hub().closing();
     Follower {
@@ -67,6 +79,8 @@ pub fn follow(db: Db, scope: Scope, since: Option<i32>) -> Follower {
         sent: since,
         changes,
         output,
+        lines,
+        last_line: None,
         closing,
         backlog: VecDeque::new(),
         must_catch_up: true,
@@ -84,6 +98,11 @@ impl Follower {
             if self.must_catch_up {
                 self.catch_up().await.ok()?;
                 continue;
+            }
+            while let Some(line) = self.lines.pop_front() {
+                if self.is_new_line(&line) {
+                    return Some(line);
+                }
             }
             if *self.closing.borrow() {
                 return None;
@@ -111,9 +130,9 @@ impl Follower {
                     Err(RecvError::Closed) => return None,
                 },
                 received = next_output(&mut self.output) => match received {
-                    Some(event) => {
+                    Ok(event) => {
                         let wanted = match (&*event, &self.scope) {
-                            (LiveEvent::Output { session_id, .. }, Scope::Session(id)) => session_id == id,
+                            (LiveEvent::Output { .. }, Scope::Session(_)) => self.is_new_line(&event),
                             (LiveEvent::SyncProgress { project_id, .. }, Scope::Project(id)) => project_id == id,
                             _ => false,
                         };
@@ -121,10 +140,55 @@ impl Follower {
                             return Some(event);
                         }
                     }
-                    None => self.output = None,
+                    // The lines it missed are in the backlog (unless it is
+                    // far behind): start over from it, as on connecting. The
+                    // ring's older events are dropped, or a line of the run
+                    // before could follow the backlog's; the changes are read
+                    // again, so a run's `sent` still goes before its lines.
+                    Err(RecvError::Lagged(missed)) => {
+                        if let Scope::Session(id) = &self.scope {
+                            tracing::debug!(missed, session_id = %id, "output subscriber lagged; resending the backlog");
+                            let (output, lines) = self.db.hub().subscribe_session_output(id);
+                            self.output = Some(output);
+                            self.lines = lines.into();
+                            self.must_catch_up = true;
+                        }
+                    }
+                    Err(RecvError::Closed) => self.output = None,
                 },
             }
         }
+    }
+
+    /// Whether `event` is an output line of this follower's session not
+    /// handed out yet (lines of one run come in order, so one number
+    /// tells); if so, it is noted as handed out.
+    fn is_new_line(&mut self, event: &LiveEvent) -> bool {
+        let (
+            LiveEvent::Output {
+                session_id,
+                run_id,
+                n,
+                ..
+            },
+            Scope::Session(id),
+        ) = (event, &self.scope)
+        else {
+            return false;
+        };
+        if session_id != id {
+            return false;
+        }
+        match &mut self.last_line {
+            Some((run, last)) if run == run_id => {
+                if *n <= *last {
+                    return false;
+                }
+                *last = *n;
+            }
+            last_line => *last_line = Some((run_id.clone(), *n)),
+        }
+        true
     }
 
     /// Queues the next part of what is in scope after `sent` from the
@@ -183,19 +247,14 @@ enum Replay {
     Reset,
 }
 
-/// The next output line, skipping over any lost to lag; `None` once closed.
+/// The next output event (or that some were lost to lag, or that the hub
+/// is gone); never, without a receiver.
 async fn next_output(
     output: &mut Option<broadcast::Receiver<Arc<LiveEvent>>>,
-) -> Option<Arc<LiveEvent>> {
-    let Some(receiver) = output else {
-        return std::future::pending().await;
-    };
-    loop {
-        match receiver.recv().await {
-            Ok(event) => return Some(event),
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return None,
-        }
+) -> Result<Arc<LiveEvent>, RecvError> {
+    match output {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,14 +1,20 @@
 //! The in-process hub: committed changes and agent output fan out to every
 //! open stream. Publishers call it only after their transaction commits, so
 //! a client that re-reads the database never sees less than it was told.
+//! It also keeps each running run's latest output (its backlog), so a page
+//! opened mid-run starts from what was printed before it opened.
 
-use super::LiveEvent;
-use std::sync::Arc;
+use super::{LiveEvent, OutputBacklog, BACKLOG_LINES};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
 use tokio::sync::{broadcast, watch};
 
 /// Changes buffered for slow subscribers before they must catch up from the database.
 const CHANGE_CAPACITY: usize = 1024;
-/// Output events buffered; a subscriber that falls behind simply skips some.
+/// Output events buffered; a session's follower that falls behind catches
+/// up from the backlog, others simply skip some.
 const OUTPUT_CAPACITY: usize = 256;
 /// Longest output line published, in bytes; longer lines are cut and end in
 /// "…". With [`OUTPUT_CAPACITY`] this bounds what the output ring holds:
@@ -23,6 +29,10 @@ const _: () = assert!(
     OUTPUT_BYTE_BOUND <= 4 << 20,
     "keep the output ring to a few MiB"
 );
+/// The most line text one run's backlog keeps (besides at most
+/// [`BACKLOG_LINES`] lines): 500 long lines would be 2 MiB. There is one
+/// backlog per running run, and runs at once are bounded (`--max-runs`).
+pub const BACKLOG_BYTES: usize = 256 << 10;
 
 /// Fans events out to subscribers. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -30,6 +40,10 @@ pub struct EventHub {
     changes: broadcast::Sender<Arc<LiveEvent>>,
     output: broadcast::Sender<Arc<LiveEvent>>,
     closing: watch::Sender<bool>,
+    /// Per session, its running run's backlog. A line is stored and sent
+    /// under this lock, and a follower subscribes and copies under it: so
+    /// it gets each line once, from the backlog or live.
+    backlogs: Arc<Mutex<HashMap<String, Backlog>>>,
 }
 
 impl Default for EventHub {
@@ -38,7 +52,50 @@ impl Default for EventHub {
             changes: broadcast::channel(CHANGE_CAPACITY).0,
             output: broadcast::channel(OUTPUT_CAPACITY).0,
             closing: watch::channel(false).0,
+            backlogs: Arc::default(),
         }
+    }
+}
+
+/// One run's newest output lines, as the events they were sent as.
+#[derive(Debug)]
+struct Backlog {
+    run_id: String,
+    /// The number of the run's last line (lines count from 1).
+    last: u64,
+    lines: VecDeque<Arc<LiveEvent>>,
+    /// Line text held in `lines`.
+    bytes: usize,
+}
+
+impl Backlog {
+    fn new(run_id: &str) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            last: 0,
+            lines: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Keeps `event`, dropping the oldest lines beyond the bounds.
+    fn push(&mut self, event: Arc<LiveEvent>) {
+        self.bytes += line_len(&event);
+        self.lines.push_back(event);
+        while self.lines.len() > BACKLOG_LINES || self.bytes > BACKLOG_BYTES {
+            let Some(oldest) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= line_len(&oldest);
+        }
+    }
+}
+
+/// The text length of an output event (0 for others).
+fn line_len(event: &LiveEvent) -> usize {
+    match event {
+        LiveEvent::Output { line, .. } => line.len(),
+        _ => 0,
     }
 }
 
@@ -51,17 +108,80 @@ impl EventHub {
         }
     }
 
-    /// Publishes a line of a running agent's output, cut to
+    /// Publishes the next line of run `run_id`'s output, cut to
     /// [`MAX_OUTPUT_LINE_BYTES`] (the page shows output as it comes; the
-    /// stored answer keeps the whole text).
-    pub fn publish_output(&self, session_id: &str, line: &str) {
-        if self.output.receiver_count() > 0 {
-            let event = LiveEvent::Output {
-                session_id: session_id.to_owned(),
-                line: clip_line(line),
-            };
-            let _ = self.output.send(Arc::new(event));
+    /// stored answer keeps the whole text), and keeps it in the session's
+    /// backlog. The first line of another run replaces the backlog.
+    pub fn publish_output(&self, session_id: &str, run_id: &str, line: &str) {
+        let mut backlogs = self.backlogs();
+        if backlogs
+            .get(session_id)
+            .is_none_or(|backlog| backlog.run_id != run_id)
+        {
+            backlogs.insert(session_id.to_owned(), Backlog::new(run_id));
         }
+        let Some(backlog) = backlogs.get_mut(session_id) else {
+            return;
+        };
+        backlog.last += 1;
+        let event = Arc::new(LiveEvent::Output {
+            session_id: session_id.to_owned(),
+            run_id: run_id.to_owned(),
+            n: backlog.last,
+            line: clip_line(line),
+        });
+        backlog.push(Arc::clone(&event));
+        if self.output.receiver_count() > 0 {
+            let _ = self.output.send(event);
+        }
+    }
+
+    /// Drops the session's backlog once run `run_id` has ended (a newer
+    /// run's backlog stays).
+    pub fn end_output(&self, session_id: &str, run_id: &str) {
+        let mut backlogs = self.backlogs();
+        if backlogs
+            .get(session_id)
+            .is_some_and(|backlog| backlog.run_id == run_id)
+        {
+            backlogs.remove(session_id);
+        }
+    }
+
+    /// The session's backlog, for a page's snapshot; `None` when no run of
+    /// it has printed anything.
+    pub fn output_backlog(&self, session_id: &str) -> Option<OutputBacklog> {
+        let backlogs = self.backlogs();
+        let backlog = backlogs.get(session_id)?;
+        let lines = backlog
+            .lines
+            .iter()
+            .filter_map(|event| match &**event {
+                LiveEvent::Output { line, .. } => Some(line.clone()),
+                _ => None,
+            })
+            .collect();
+        Some(OutputBacklog {
+            run_id: backlog.run_id.clone(),
+            last: backlog.last,
+            lines,
+        })
+    }
+
+    /// Subscribes to agent output and copies the session's backlog at the
+    /// same instant: every line after the copy arrives on the receiver, and
+    /// none before it.
+    pub fn subscribe_session_output(
+        &self,
+        session_id: &str,
+    ) -> (broadcast::Receiver<Arc<LiveEvent>>, Vec<Arc<LiveEvent>>) {
+        let backlogs = self.backlogs();
+        let receiver = self.output.subscribe();
+        let lines = backlogs
+            .get(session_id)
+            .map(|backlog| backlog.lines.iter().cloned().collect())
+            .unwrap_or_default();
+        (receiver, lines)
     }
 
     /// Subscribes to committed changes. Subscribe *before* reading the
@@ -91,9 +211,13 @@ impl EventHub {
         self.closing.subscribe()
     }
 
-    /// Subscribes to agent output.
+    /// Subscribes to agent output (every session's) and sync progress.
     pub fn subscribe_output(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.output.subscribe()
+    }
+
+    fn backlogs(&self) -> MutexGuard<'_, HashMap<String, Backlog>> {
+        self.backlogs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -117,7 +241,7 @@ mod tests {
 
     fn received_line(hub: &EventHub, line: &str) -> String {
         let mut output = hub.subscribe_output();
-        hub.publish_output("s", line);
+        hub.publish_output("s", "r", line);
         match &*output.try_recv().expect("the line was published") {
             LiveEvent::Output { line, .. } => line.clone(),
             other => panic!("expected an output line, got {other:?}"),
@@ -151,7 +275,7 @@ mod tests {
         // Twice the ring's slots, each line 1 MiB as an agent may print.
         let huge = "y".repeat(1 << 20);
         for _ in 0..2 * OUTPUT_CAPACITY {
-            hub.publish_output("s", &huge);
+            hub.publish_output("s", "r", &huge);
         }
         let mut held = 0;
         loop {
@@ -166,5 +290,54 @@ mod tests {
         }
         assert!(held > 0);
         assert!(held <= OUTPUT_BYTE_BOUND, "{held} bytes held");
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_in_lines_and_bytes() {
+        let hub = EventHub::default();
+        for i in 1..=BACKLOG_LINES + 100 {
+            hub.publish_output("s", "r", &i.to_string());
+        }
+        let backlog = hub.output_backlog("s").expect("a backlog");
+        assert_eq!(backlog.lines.len(), BACKLOG_LINES);
+        assert_eq!(backlog.lines[0], "101");
+        assert_eq!(backlog.last, (BACKLOG_LINES + 100) as u64);
+
+        let huge = "z".repeat(1 << 20);
+        for _ in 0..BACKLOG_LINES {
+            hub.publish_output("s", "r", &huge);
+        }
+        let held: usize = hub
+            .output_backlog("s")
+            .unwrap()
+            .lines
+            .iter()
+            .map(String::len)
+            .sum();
+        assert!(held <= BACKLOG_BYTES, "{held} bytes held");
+        assert!(
+            held > BACKLOG_BYTES - MAX_OUTPUT_LINE_BYTES,
+            "{held} bytes held"
+        );
+    }
+
+    #[test]
+    fn a_new_run_replaces_the_backlog_and_only_its_own_end_clears_it() {
+        let hub = EventHub::default();
+        hub.publish_output("s", "r1", "a");
+        hub.publish_output("s", "r1", "b");
+        hub.publish_output("other", "r9", "x");
+        hub.publish_output("s", "r2", "c");
+        let backlog = hub.output_backlog("s").expect("a backlog");
+        assert_eq!((backlog.run_id.as_str(), backlog.last), ("r2", 1));
+        assert_eq!(backlog.lines, ["c"]);
+        hub.end_output("s", "r1");
+        assert!(
+            hub.output_backlog("s").is_some(),
+            "an older run's end kept r2's lines"
+        );
+        hub.end_output("s", "r2");
+        assert_eq!(hub.output_backlog("s"), None);
+        assert_eq!(hub.output_backlog("other").unwrap().lines, ["x"]);
     }
 }

@@ -1,23 +1,43 @@
-//! `/`: the projects list and the "Add project" form.
+//! `/[?active=working|error|attention]`: the overview. Every session across
+//! projects that is working, failed or waiting for the person, newest
+//! change first; then the projects, each with its live counts, and the
+//! "Add project" form. All of it follows the change stream once hydrated.
 
-use super::{hydrated_marker, ErrorPage};
+use super::{
+    hydrated_marker,
+    sessions::{clock, last_hook, state_since},
+    ErrorPage,
+};
 use crate::{
-    components::{form_error, ServerCall},
-    project::{list_projects, AddProject, Project},
+    components::{attention_marker, form_error, LiveIndicator, ServerCall, SessionStateBadge},
+    live::{use_live, LiveEvent, Scope},
+    project::{AddProject, Project},
+    session::{
+        is_active, load_overview, ActiveFilter, ActiveSession, LoadOverview, Overview,
+        ProjectSummary,
+    },
 };
 use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn ProjectsPage() -> impl IntoView {
     let can_write = crate::access::current().can_write();
+    let filter = use_query_map()
+        .with_untracked(|query| query.get("active"))
+        .and_then(|text| ActiveFilter::parse(&text));
     view! {
-        <Title text="Projects · agentdeck" />
-        <h1>"Projects"</h1>
         <Suspense fallback=|| view! { <p class="loading">"Loading projects…"</p> }>
             {move || Suspend::new(async move {
-                match list_projects().await {
-                    Ok(projects) => view! { <ProjectsPanel projects can_write /> }.into_any(),
+                match load_overview().await {
+                    Ok(overview) => view! {
+                        <Title text=format!("{}Projects · agentdeck", overview.totals().title_prefix()) />
+                        <h1>"Projects"</h1>
+                        {(!overview.hooks_reported).then(hooks_hint)}
+                        <ProjectsPanel overview filter can_write />
+                    }
+                    .into_any(),
                     Err(err) => view! { <ErrorPage err /> }.into_any(),
                 }
             })}
@@ -25,73 +45,217 @@ pub fn ProjectsPage() -> impl IntoView {
     }
 }
 
-/// The form and the list it adds to. Without JavaScript the form posts and
-/// the page reloads; once hydrated, new projects appear in place. A
-/// read-only viewer (`can_write` false) sees the list only.
+/// Shown until a terminal agent first reports: how to make terminal
+/// sessions appear. Rendered by the server only (it costs the bundle nothing).
+fn hooks_hint() -> impl IntoView {
+    view! {
+        <section class="card hooks-hint" aria-label="Terminal sessions">
+            <h2>"Terminal sessions"</h2>
+            <p>
+                "Claude Code and Codex sessions running in your terminals show up here live once their hooks report to agentdeck. Install the hooks once:"
+            </p>
+            <pre><code>"agentdeck hooks install"</code></pre>
+            <p class="muted">
+                "Check them with " <code>"agentdeck hooks status"</code> "; remove them with "
+                <code>"agentdeck hooks uninstall"</code> "."
+            </p>
+        </section>
+    }
+}
+
+/// The overview, kept in step with the change stream: any change reloads
+/// it (one small query), applied only if it is not older than what is shown.
+/// Without JavaScript the forms post and the filter links load the page.
+/// A read-only viewer (`can_write` false) gets no "Add project" form.
 #[island]
-fn ProjectsPanel(projects: Vec<Project>, can_write: bool) -> impl IntoView {
-    let projects = RwSignal::new(projects);
+fn ProjectsPanel(
+    overview: Overview,
+    filter: Option<ActiveFilter>,
+    can_write: bool,
+) -> impl IntoView {
+    let applied = StoredValue::new(overview.seq);
+    let overview = RwSignal::new(overview);
     let add = ServerCall::clearing_form();
+    let reload = ServerCall::new();
+    let now = clock();
     Effect::new(move || {
         if let Some(project) = add.answer::<Project>() {
-            projects.update(|list| {
-                if !list.iter().any(|p| p.id == project.id) {
-                    list.push(project);
-                    list.sort_by(|a, b| a.name.cmp(&b.name));
+            overview.update(|o| {
+                if !o.projects.iter().any(|p| p.project.id == project.id) {
+                    o.projects.push(ProjectSummary {
+                        project,
+                        counts: Default::default(),
+                    });
+                    o.projects
+                        .sort_by(|a, b| a.project.name.cmp(&b.project.name));
                 }
             });
         }
     });
+    Effect::new(move || {
+        if let Some(fresh) = reload.answer::<Overview>() {
+            if fresh.seq >= applied.get_value() {
+                overview.set(fresh);
+            } else {
+                // Read before changes the stream has since delivered: again.
+                reload.call(LoadOverview::PATH, &[]);
+            }
+        }
+    });
+    Effect::new(move || {
+        let title = format!(
+            "{}Projects · agentdeck",
+            overview.with(|o| o.totals().title_prefix())
+        );
+        document().set_title(&title);
+    });
+    let connection = use_live(Scope::All, applied.get_value(), move |event| {
+        let Some(seq) = event.seq() else { return };
+        if matches!(event, LiveEvent::Change { .. }) && seq > applied.get_value() {
+            applied.set_value(seq);
+            if !reload.pending() {
+                reload.call(LoadOverview::PATH, &[]);
+            }
+        }
+    });
+
+    let active = move || {
+        overview.with(|o| {
+            o.active
+                .iter()
+                .filter(|a| is_active(&a.session) && filter.is_none_or(|f| f.matches(&a.session)))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
 
     view! {
         <div class="panel" data-hydrated=hydrated_marker()>
-        {can_write.then(|| view! {
-            <section class="card">
-                <h2>"Add project"</h2>
-                <form method="post" action=AddProject::PATH on:submit=move |event| add.submit(event)>
-                    <div class="fields">
-                        <label class="field grow">
-                            <span>"Project path"</span>
-                            <input
-                                name="path"
-                                required
-                                placeholder="/home/me/code/my-app"
-                                autocomplete="off"
-                                spellcheck="false"
-                            />
-                        </label>
-                        <label class="field">
-                            <span>"Project name"</span>
-                            <input name="name" placeholder="optional" autocomplete="off" />
-                        </label>
-                        <button type="submit" class="primary" disabled=move || add.pending()>
-                            "Add project"
-                        </button>
-                    </div>
-                    {form_error(move || add.error())}
-                </form>
-            </section>
-        })}
-        <section>
-            <Show
-                when=move || projects.with(|list| !list.is_empty())
-                fallback=move || view! {
-                    <p class="empty">
-                        {if can_write { "No projects yet. Add a directory above to start." } else { "No projects yet." }}
-                    </p>
-                }
-            >
-                <ul class="project-list" aria-label="Projects">
-                    <For each=move || projects.get() key=|project| project.id let:project>
-                        <li>
-                            <a href=project.sessions_url()>{project.name.clone()}</a>
-                            <code class="path">{project.path.clone()}</code>
-                        </li>
-                    </For>
+            <div class="toolbar">
+                <LiveIndicator connection />
+            </div>
+            <section aria-labelledby="active-heading">
+                <h2 id="active-heading">"Active sessions"</h2>
+                <nav class="filters" aria-label="Filter active sessions">
+                    {std::iter::once(None)
+                        .chain(ActiveFilter::ALL.into_iter().map(Some))
+                        .map(|option| {
+                            let href = option.map_or_else(|| "/".to_owned(), |f| format!("/?active={}", f.as_str()));
+                            let count = move || overview.with(|o| {
+                                o.active.iter().filter(|a| option.is_none_or(|f| f.matches(&a.session))).count()
+                            });
+                            view! {
+                                <a href=href aria-current=(option == filter).then_some("page")>
+                                    {option.map_or("All", ActiveFilter::label)} " " <span class="count">{count}</span>
+                                </a>
+                            }
+                        })
+                        .collect_view()}
+                </nav>
+                // Redrawn whole on each change: the overview is reloaded whole
+                // anyway, and a keyed list would cost the bundle more.
+                <ul class="session-list" aria-label="Active sessions">
+                    {move || active().into_iter().map(|active| active_item(active, now)).collect_view()}
                 </ul>
-            </Show>
-        </section>
+                <Show when=move || active().is_empty()>
+                    <p class="empty">
+                        {match filter {
+                            None => "Nothing is working, failed or waiting for you.",
+                            Some(ActiveFilter::Working) => "Nothing is working.",
+                            Some(ActiveFilter::Failed) => "Nothing has failed.",
+                            Some(ActiveFilter::NeedsYou) => "Nothing is waiting for you.",
+                        }}
+                    </p>
+                </Show>
+            </section>
+            {can_write.then(|| view! {
+                <section class="card">
+                    <h2>"Add project"</h2>
+                    <form method="post" action=AddProject::PATH on:submit=move |event| add.submit(event)>
+                        <div class="fields">
+                            <label class="field grow">
+                                <span>"Project path"</span>
+                                <input
+                                    name="path"
+                                    required
+                                    placeholder="/home/me/code/my-app"
+                                    autocomplete="off"
+                                    spellcheck="false"
+                                />
+                            </label>
+                            <label class="field">
+                                <span>"Project name"</span>
+                                <input name="name" placeholder="optional" autocomplete="off" />
+                            </label>
+                            <button type="submit" class="primary" disabled=move || add.pending()>
+                                "Add project"
+                            </button>
+                        </div>
+                        {form_error(move || add.error())}
+                    </form>
+                </section>
+            })}
+            <section aria-labelledby="projects-heading">
+                <h2 id="projects-heading" class="visually-hidden">"All projects"</h2>
+                <Show
+                    when=move || overview.with(|o| !o.projects.is_empty())
+                    fallback=move || view! {
+                        <p class="empty">
+                            {if can_write { "No projects yet. Add a directory above to start." } else { "No projects yet." }}
+                        </p>
+                    }
+                >
+                    <ul class="project-list" aria-label="Projects">
+                        {move || overview.with(|o| o.projects.iter().map(project_item).collect_view())}
+                    </ul>
+                </Show>
+            </section>
         </div>
+    }
+}
+
+/// One project: its link, its counts worth a look, its directory.
+fn project_item(summary: &ProjectSummary) -> impl IntoView {
+    let counts = summary
+        .counts
+        .highlights()
+        .into_iter()
+        .map(|(state, label)| {
+            let kind = state.map_or("attention", |s| s.as_str());
+            view! { <span class="count" data-kind=kind>{label}</span> }
+        })
+        .collect_view();
+    view! {
+        <li>
+            <a href=summary.project.sessions_url()>{summary.project.name.clone()}</a>
+            <span class="project-counts">{counts}</span>
+            <code class="path">{summary.project.path.clone()}</code>
+        </li>
+    }
+}
+
+/// One active session: its link, project, badge, what it waits for, since when.
+fn active_item(active: ActiveSession, now: RwSignal<f64>) -> impl IntoView {
+    let ActiveSession {
+        session,
+        project_name,
+    } = active;
+    let url = session.url();
+    view! {
+        <li class="session-item">
+            <div class="session-main">
+                <a class="session-name" href=url>{session.name.clone()}</a>
+                <SessionStateBadge state=session.state error_message=session.error_message.clone() />
+                {attention_marker(session.attention)}
+                {state_since(session.state, session.state_changed_at, now)}
+            </div>
+            <span class="session-agent">
+                <span class="session-project">{project_name}</span>
+                " · "
+                {session.agent.label()}
+                {last_hook(session.state, session.last_hook_at, now)}
+            </span>
+        </li>
     }
 }
 
@@ -100,7 +264,13 @@ mod tests {
     use super::*;
 
     fn render(can_write: bool) -> String {
-        Owner::new().with(|| view! { <ProjectsPanel projects=Vec::new() can_write /> }.to_html())
+        let overview = Overview {
+            projects: Vec::new(),
+            active: Vec::new(),
+            hooks_reported: false,
+            seq: 0,
+        };
+        Owner::new().with(|| view! { <ProjectsPanel overview filter=None can_write /> }.to_html())
     }
 
     #[test]
@@ -109,5 +279,7 @@ mod tests {
         let read_only = render(false);
         assert!(!read_only.contains("<form"), "{read_only}");
         assert!(read_only.contains("No projects yet."), "{read_only}");
+        let hint = Owner::new().with(|| hooks_hint().to_html());
+        assert!(hint.contains("agentdeck hooks install"), "{hint}");
     }
 }

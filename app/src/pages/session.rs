@@ -6,12 +6,14 @@
 
 use super::{
     hydrated_marker,
-    sessions::{clock, working_for},
+    sessions::{clock, last_hook, state_since},
     ErrorPage, NotFound,
 };
 use crate::{
-    components::{form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
-    live::{notify_run_end, use_live, LiveEvent, Scope},
+    components::{
+        attention_marker, form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge,
+    },
+    live::{notify_run_end, use_live, LiveEvent, OutputBacklog, Scope},
     run::format_duration,
     run::{
         load_session_detail, CancelRun, Conversation, ConversationEntry, LoadConversation,
@@ -74,6 +76,7 @@ pub fn SessionPage() -> impl IntoView {
                                     state_changed_at=detail.session.state_changed_at
                                     seq=detail.seq
                                     can_write
+                                    output=detail.output.unwrap_or_default()
                                 />
                             }
                                 .into_any()
@@ -92,7 +95,8 @@ pub fn SessionPage() -> impl IntoView {
 /// `before` / `transitions_before` are set when the page shows an earlier
 /// part of the history (opened from a "Show earlier" link without
 /// JavaScript); reloads keep to that part. `can_write` is false for a
-/// read-only viewer: the page then shows no forms.
+/// read-only viewer: the page then shows no forms. `output` is what the
+/// running run has printed so far.
 #[island]
 #[allow(clippy::too_many_arguments)]
 fn SessionConsole(
@@ -106,12 +110,13 @@ fn SessionConsole(
     state_changed_at: i64,
     seq: i32,
     can_write: bool,
+    output: OutputBacklog,
 ) -> impl IntoView {
     let conversation = RwSignal::new(conversation);
     let timeline_has_earlier = RwSignal::new(timeline.has_earlier);
     let timeline = RwSignal::new(timeline.transitions);
     let since_change = RwSignal::new(state_changed_at);
-    let output = RwSignal::new(Vec::<String>::new());
+    let output = RwSignal::new(output);
     let deleted = RwSignal::new(false);
     let send = ServerCall::clearing_form();
     let cancel = ServerCall::new();
@@ -151,17 +156,25 @@ fn SessionConsole(
     let connection = use_live(Scope::Session(session_id.clone()), seq, {
         let id = session_id.clone();
         move |event| match event {
-            LiveEvent::Output { line, .. } => output.update(|lines| {
-                lines.push(line);
-                let excess = lines.len().saturating_sub(MAX_OUTPUT_LINES);
-                lines.drain(..excess);
-            }),
+            LiveEvent::Output {
+                run_id, n, line, ..
+            } => output.update(|shown| shown.push(run_id, n, line)),
             LiveEvent::Change { change, .. } if change.reason == Reason::Deleted => {
                 deleted.set(true)
             }
+            LiveEvent::Change { change, .. } if change.reason == Reason::Attention => {
+                notify_run_end(&session_name, &change);
+                conversation.update(|c| {
+                    if change.seq > c.seq {
+                        c.seq = change.seq;
+                        c.attention = change.attention;
+                        c.last_hook_at = Some(change.at);
+                    }
+                });
+            }
             LiveEvent::Change { change, .. } if change.reason.is_state_change() => {
                 if change.reason == Reason::Sent {
-                    output.set(Vec::new());
+                    output.set(OutputBacklog::default());
                 }
                 notify_run_end(&session_name, &change);
                 conversation.update(|c| {
@@ -170,6 +183,10 @@ fn SessionConsole(
                         c.seq = change.seq;
                         c.state = change.to_state;
                         c.error_message = change.error_message.clone();
+                        c.attention = None;
+                        if c.last_hook_at.is_some() {
+                            c.last_hook_at = Some(change.at);
+                        }
                     }
                 });
                 since_change.set(change.at);
@@ -215,12 +232,19 @@ fn SessionConsole(
             </Show>
             <section class="session-status" aria-label="Status">
                 {move || {
-                    let (state, error_message) = conversation.with(|c| (c.state, c.error_message.clone()));
-                    view! { <SessionStateBadge state error_message /> }
+                    let (state, error_message, attention, last_hook_at) = conversation
+                        .with(|c| (c.state, c.error_message.clone(), c.attention, c.last_hook_at));
+                    view! {
+                        <SessionStateBadge state error_message />
+                        {attention_marker(attention)}
+                        {state_since(state, since_change.get(), now)}
+                        {last_hook(state, last_hook_at, now)}
+                    }
                 }}
                 {move || {
-                    (state() == SessionState::Working)
-                        .then(|| view! { <span class="elapsed">{move || working_for(now.get(), since_change.get())}</span> })
+                    conversation
+                        .with(|c| c.ended_at.is_some() && c.state != SessionState::Working)
+                        .then(|| view! { <span class="ended">"ended in its terminal"</span> })
                 }}
                 {move || {
                     (can_write && state() == SessionState::Working)
@@ -238,8 +262,8 @@ fn SessionConsole(
                 }}
                 {form_error(move || cancel.error())}
             </section>
-            <Show when=move || state() == SessionState::Working && output.with(|o| !o.is_empty())>
-                <pre class="live-output" aria-label="Live output">{move || output.with(|lines| lines.join("\n"))}</pre>
+            <Show when=move || state() == SessionState::Working && output.with(|o| !o.lines.is_empty())>
+                <pre class="live-output" aria-label="Live output">{move || output.with(|o| o.lines.join("\n"))}</pre>
             </Show>
             {latest}
             <section>
@@ -341,9 +365,6 @@ fn show_earlier(
     }
 }
 
-/// Lines of live output kept on the page.
-const MAX_OUTPUT_LINES: usize = 500;
-
 /// The state changes, each with its time, reason, error, and — when it
 /// ends a run — how long the session was working.
 fn timeline_view(entries: &[Transition]) -> impl IntoView {
@@ -400,10 +421,17 @@ mod tests {
     use super::*;
 
     fn render(can_write: bool, has_earlier: bool) -> String {
+        render_with(can_write, has_earlier, OutputBacklog::default())
+    }
+
+    fn render_with(can_write: bool, has_earlier: bool, output: OutputBacklog) -> String {
         let conversation = Conversation {
             seq: 7,
             state: SessionState::Working,
             error_message: None,
+            attention: None,
+            last_hook_at: None,
+            ended_at: None,
             entries: vec![ConversationEntry {
                 id: 42,
                 role: Role::User,
@@ -429,6 +457,7 @@ mod tests {
                     state_changed_at=0
                     seq=7
                     can_write
+                    output
                 />
             }
             .to_html()
@@ -449,5 +478,20 @@ mod tests {
         assert!(!render(false, false).contains("Show earlier"));
         let html = render(false, true);
         assert!(html.contains(r#"href="?before=42""#), "{html}");
+    }
+
+    #[test]
+    fn a_page_opened_mid_run_shows_the_output_so_far() {
+        assert!(!render(false, false).contains("live-output"));
+        let output = OutputBacklog {
+            run_id: "r".into(),
+            last: 2,
+            lines: vec!["line-1".into(), "<line-2>".into()],
+        };
+        let html = render_with(false, false, output);
+        assert!(
+            html.contains("class=\"live-output\">line-1\n&lt;line-2&gt;</pre>"),
+            "{html}"
+        );
     }
 }

@@ -5,10 +5,12 @@
 use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice},
-    components::{form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge},
+    components::{
+        attention_marker, coarse, form_error, since_label, LiveIndicator, NotifyToggle, ServerCall,
+        SessionStateBadge,
+    },
     error::AppError,
     live::{notify_run_end, use_live, LiveEvent, Scope},
-    run::format_duration,
     session::{
         project_sessions, CreateSession, DeleteSession, ProjectSessions, ProjectWithSessions,
         RenameSession, Session, StateCounts,
@@ -162,6 +164,24 @@ fn SessionsPanel(
                     });
                 }
             }
+            Reason::Attention => {
+                let mut known = false;
+                sessions.update(|list| {
+                    if let Some(s) = list.iter_mut().find(|s| s.id == change.session_id) {
+                        known = true;
+                        let delta = i64::from(change.attention.is_some())
+                            - i64::from(s.attention.is_some());
+                        counts.update(|c| c.needs_you = (c.needs_you + delta).max(0));
+                        notify_run_end(&s.name, &change);
+                        s.attention = change.attention;
+                        s.last_hook_at = Some(change.at);
+                    }
+                });
+                if !known {
+                    // Its row is filtered out: the counts come from a reload.
+                    reload_list();
+                }
+            }
             Reason::Deleted => {
                 counts.update(|c| c.add(change.from_state, -1));
                 sessions.update(|list| list.retain(|s| s.id != change.session_id));
@@ -177,6 +197,12 @@ fn SessionsPanel(
                         known = true;
                         let mut s = list.remove(at);
                         notify_run_end(&s.name, &change);
+                        if s.attention.take().is_some() {
+                            counts.update(|c| c.needs_you = (c.needs_you - 1).max(0));
+                        }
+                        if s.is_terminal() {
+                            s.last_hook_at = Some(change.at);
+                        }
                         s.state = change.to_state;
                         s.error_message = change.error_message.clone();
                         s.state_changed_at = change.at;
@@ -186,8 +212,9 @@ fn SessionsPanel(
                         }
                     }
                 });
-                if !known && shown(change.to_state) {
-                    // A session entered the filter: its row is not here yet.
+                if !known {
+                    // Not in the filtered list: it may enter it, and whether
+                    // it needed you (for the counts) is not known here.
                     reload_list();
                 }
             }
@@ -297,7 +324,7 @@ fn SessionsPanel(
                 <ul class="session-list" aria-label="Sessions">
                     <For
                         each=move || sessions.get()
-                        key=|s| (s.id.clone(), s.name.clone(), s.state, s.error_message.clone())
+                        key=|s| (s.id.clone(), s.name.clone(), s.state, s.error_message.clone(), s.attention, s.state_changed_at)
                         let:session
                     >
                         <SessionItem session rename delete now can_write />
@@ -332,12 +359,37 @@ pub(crate) fn clock() -> RwSignal<f64> {
     now
 }
 
-/// "working 1m 12s" for a session working since `since` (ms), ticking with `now`.
-pub(crate) fn working_for(now: f64, since: i64) -> String {
-    if now <= 0.0 {
-        return "working".to_owned();
-    }
-    format!("working {}", format_duration((now as i64 - since).max(0)))
+/// How long a session has been in its state: "working 1m 12s" (`.elapsed`,
+/// ticking), "failed 2h ago", "idle 5m ago".
+pub(crate) fn state_since(state: SessionState, since: i64, now: RwSignal<f64>) -> impl IntoView {
+    let class = if state == SessionState::Working {
+        "since elapsed"
+    } else {
+        "since"
+    };
+    view! { <span class=class>{move || since_label(state, now.get(), since)}</span> }
+}
+
+/// For a working terminal session: how long ago its last hook arrived, so
+/// one that went silent (no process to watch) is visibly stale.
+pub(crate) fn last_hook(
+    state: SessionState,
+    last_hook_at: Option<i64>,
+    now: RwSignal<f64>,
+) -> impl IntoView {
+    let at = last_hook_at.filter(|_| state == SessionState::Working)?;
+    Some(view! {
+        <span class="last-hook">
+            {move || {
+                let now = now.get();
+                if now <= 0.0 {
+                    " · reported by hook".to_owned()
+                } else {
+                    format!(" · last hook {} ago", coarse(now as i64 - at))
+                }
+            }}
+        </span>
+    })
 }
 
 /// One row: the session's link, its badge, how long it has been working,
@@ -352,6 +404,7 @@ fn SessionItem(
     can_write: bool,
 ) -> impl IntoView {
     let url = session.url();
+    let terminal = session.is_terminal();
     let Session {
         id,
         name,
@@ -359,6 +412,8 @@ fn SessionItem(
         state,
         error_message,
         state_changed_at,
+        attention,
+        last_hook_at,
         ..
     } = session;
     let (rename_id, rename_value, delete_label) =
@@ -368,10 +423,14 @@ fn SessionItem(
             <div class="session-main">
                 <a class="session-name" href=url>{name}</a>
                 <SessionStateBadge state error_message />
-                {(state == SessionState::Working)
-                    .then(|| view! { <span class="elapsed">{move || working_for(now.get(), state_changed_at)}</span> })}
+                {attention_marker(attention)}
+                {state_since(state, state_changed_at, now)}
             </div>
-            <span class="session-agent">{agent.label()}</span>
+            <span class="session-agent">
+                {agent.label()}
+                {terminal.then_some(" · terminal")}
+                {last_hook(state, last_hook_at, now)}
+            </span>
             {can_write.then(|| view! {
                 <div class="session-actions">
                     <details>

@@ -403,6 +403,7 @@ impl Runner {
                 })
                 .await?;
             if change {
+                self.db.hub().end_output(&session_id, &run_id);
                 tracing::warn!(%session_id, %run_id, "working session had no live run; recorded as an error");
                 ended += 1;
             }
@@ -444,6 +445,10 @@ impl Runner {
         let (event, mut ending) = self.execute(&started, &mut stop).await;
         ending.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.record_end(&started, event, ending).await;
+        // After the end is recorded: a page opened before still shows the output.
+        self.db
+            .hub()
+            .end_output(&started.session.id, &started.run_id);
         self.forget(&started.session.id, &started.run_id);
         let _ = done.send(true);
     }
@@ -498,7 +503,11 @@ impl Runner {
             return fail("cannot read the agent's output".into());
         };
         let (mut out, mut err) = (LineReader::new(stdout), LineReader::new(stderr));
-        let (hub, session_id) = (self.db.hub(), started.session.id.as_str());
+        let (hub, session_id, run_id) = (
+            self.db.hub(),
+            started.session.id.as_str(),
+            started.run_id.as_str(),
+        );
         let mut output = Output::new(agent);
         let (mut out_open, mut err_open) = (true, true);
         let mut exit: Option<Exit> = None;
@@ -514,7 +523,7 @@ impl Runner {
                     Some(line) => {
                         let ends_run = output.stdout_line(&line);
                         for text in output.take_display() {
-                            hub.publish_output(session_id, &text);
+                            hub.publish_output(session_id, run_id, &text);
                         }
                         if ends_run { break }
                     }
@@ -522,7 +531,7 @@ impl Runner {
                 },
                 line = err.next_line(), if err_open => match line {
                     Some(line) => {
-                        hub.publish_output(session_id, &line);
+                        hub.publish_output(session_id, run_id, &line);
                         output.stderr_line(&line);
                     }
                     None => err_open = false,

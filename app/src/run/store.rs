@@ -307,27 +307,33 @@ pub fn cancel_orphan(conn: &mut SqliteConnection, session_id: &str) -> Result<Ap
 /// of each when `None`), read in one transaction with the `seq` they match.
 pub async fn history(db: &Db, session_id: &str, before: Before) -> Result<SessionDetail, AppError> {
     let id = session_id.to_owned();
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            let session = find_session(conn, &id)?;
-            let project = find_project(conn, session.project_id)?;
-            let (messages, runs, has_earlier) = messages_page(conn, &id, before.message)?;
-            let (transitions, has_earlier_transitions) =
-                transitions_page(conn, &id, before.transition)?;
-            let seq = writer::high_water(conn)?;
-            Ok(SessionDetail {
-                project,
-                session,
-                messages,
-                runs,
-                transitions,
-                has_earlier,
-                has_earlier_transitions,
-                seq,
+    let mut detail = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                let session = find_session(conn, &id)?;
+                let project = find_project(conn, session.project_id)?;
+                let (messages, runs, has_earlier) = messages_page(conn, &id, before.message)?;
+                let (transitions, has_earlier_transitions) =
+                    transitions_page(conn, &id, before.transition)?;
+                let seq = writer::high_water(conn)?;
+                Ok::<_, AppError>(SessionDetail {
+                    project,
+                    session,
+                    messages,
+                    runs,
+                    transitions,
+                    has_earlier,
+                    has_earlier_transitions,
+                    seq,
+                    output: None,
+                })
             })
         })
-    })
-    .await
+        .await?;
+    // Read after the snapshot: lines of a run it does not show yet are
+    // hidden until its start arrives, and the page's stream repeats them.
+    detail.output = db.hub().output_backlog(session_id);
+    Ok(detail)
 }
 
 /// The session's state and the page of its conversation before `before`

@@ -1,13 +1,20 @@
 //! Session persistence. State changes are not made here: they belong to the
 //! single state writer that comes with agent runs.
 
-use super::{ProjectWithSessions, Session, StateCounts};
+use super::{ActiveSession, Overview, ProjectSummary, ProjectWithSessions, Session, StateCounts};
 use crate::{
     agent::AgentKind,
-    db::{now_millis, schema::sessions, Db},
+    db::{
+        now_millis,
+        schema::{hook_reports, projects, sessions},
+        Db,
+    },
     error::AppError,
     live::LiveEvent,
-    project::store::{find as find_project, validate_name},
+    project::{
+        store::{find as find_project, validate_name},
+        Project,
+    },
     session_state::SessionState,
     transition::{
         writer::{high_water, record_lifecycle},
@@ -15,6 +22,7 @@ use crate::{
     },
 };
 use diesel::prelude::*;
+use std::collections::HashMap;
 
 /// A project and its sessions (all, or those in `state`), newest first.
 pub async fn list_for_project(
@@ -35,15 +43,9 @@ pub async fn list_for_project(
                 .order((sessions::updated_at.desc(), sessions::id.desc()))
                 .select(Session::as_select())
                 .load(conn)?;
-            let mut counts = StateCounts::default();
-            let per_state: Vec<(SessionState, i64)> = sessions::table
-                .filter(sessions::project_id.eq(project_id))
-                .group_by(sessions::state)
-                .select((sessions::state, diesel::dsl::count_star()))
-                .load(conn)?;
-            for (state, count) in per_state {
-                counts.add(state, count);
-            }
+            let counts = counts_by_project(conn, Some(project_id))?
+                .remove(&project_id)
+                .unwrap_or_default();
             let seq = high_water(conn)?;
             Ok(ProjectWithSessions {
                 project,
@@ -54,6 +56,86 @@ pub async fn list_for_project(
         })
     })
     .await
+}
+
+/// Most active sessions the overview lists.
+pub const MAX_ACTIVE: i64 = 500;
+
+/// Every project with its counts, and the sessions across them that are
+/// working, failed or waiting for the person (newest change first), read
+/// in one transaction with the `seq` they match.
+pub async fn overview(db: &Db) -> Result<Overview, AppError> {
+    db.run(|conn| {
+        conn.transaction(|conn| {
+            let mut counts = counts_by_project(conn, None)?;
+            let projects = projects::table
+                .select(Project::as_select())
+                .order((projects::name.asc(), projects::id.asc()))
+                .load(conn)?
+                .into_iter()
+                .map(|project: Project| ProjectSummary {
+                    counts: counts.remove(&project.id).unwrap_or_default(),
+                    project,
+                })
+                .collect();
+            let active = sessions::table
+                .inner_join(projects::table)
+                .filter(
+                    sessions::state
+                        .ne(SessionState::Idle)
+                        .or(sessions::attention.is_not_null()),
+                )
+                .order((sessions::state_changed_at.desc(), sessions::id.desc()))
+                .limit(MAX_ACTIVE)
+                .select((Session::as_select(), projects::name))
+                .load(conn)?
+                .into_iter()
+                .map(|(session, project_name)| ActiveSession {
+                    session,
+                    project_name,
+                })
+                .collect();
+            let hooks_reported = diesel::select(diesel::dsl::exists(
+                hook_reports::table.select(hook_reports::agent),
+            ))
+            .get_result(conn)?;
+            let seq = high_water(conn)?;
+            Ok(Overview {
+                projects,
+                active,
+                hooks_reported,
+                seq,
+            })
+        })
+    })
+    .await
+}
+
+/// Sessions per state (and waiting for the person) in each project, or in one.
+fn counts_by_project(
+    conn: &mut SqliteConnection,
+    project: Option<i32>,
+) -> Result<HashMap<i32, StateCounts>, AppError> {
+    let mut query = sessions::table
+        .group_by((sessions::project_id, sessions::state))
+        .select((
+            sessions::project_id,
+            sessions::state,
+            diesel::dsl::count_star(),
+            diesel::dsl::count(sessions::attention),
+        ))
+        .into_boxed();
+    if let Some(project) = project {
+        query = query.filter(sessions::project_id.eq(project));
+    }
+    let rows: Vec<(i32, SessionState, i64, i64)> = query.load(conn)?;
+    let mut counts: HashMap<i32, StateCounts> = HashMap::new();
+    for (project_id, state, count, waiting) in rows {
+        let entry = counts.entry(project_id).or_default();
+        entry.add(state, count);
+        entry.needs_you += waiting;
+    }
+    Ok(counts)
 }
 
 /// One session, or `NotFound`.

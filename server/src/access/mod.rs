@@ -29,7 +29,7 @@ use app::{
     access::Access,
     project::ListProjects,
     run::{LoadConversation, LoadSessionDetail, LoadTimeline},
-    session::ProjectSessions,
+    session::{LoadOverview, ProjectSessions},
 };
 use axum::{
     extract::{Request, State},
@@ -56,8 +56,9 @@ const READ_ONLY_REFUSAL: &str = "read-only access: this token can view but not c
 /// function, yet a read-only viewer's live pages need them to reload their
 /// snapshots. Any server function not listed here is a write: a new one is
 /// refused to read-only tokens until it is added.
-const READING_SERVER_FNS: [&str; 5] = [
+const READING_SERVER_FNS: [&str; 6] = [
     ListProjects::PATH,
+    LoadOverview::PATH,
     ProjectSessions::PATH,
     LoadConversation::PATH,
     LoadSessionDetail::PATH,
