@@ -6,11 +6,13 @@ import {
   expect,
   gotoHydrated,
   makeProjectDir,
+  makeTempDir,
   startServer,
   test,
   uniqueName,
   waitForHydration,
   type RunningServer,
+  type StartOptions,
 } from './fixtures';
 import {
   apiCreateSession,
@@ -28,7 +30,6 @@ import {
   openNewProject,
   processingBadge,
   projectsList,
-  reloadHydrated,
   sessionItem,
   sessionLink,
   statusRegion,
@@ -226,8 +227,8 @@ async function expectLines(page: Page, n: number, options?: { timeout?: number }
 // ---------- servers ----------
 
 /** Starts a server of its own, runs `body`, then stops it and removes its data. */
-async function withServer(body: (server: RunningServer) => Promise<void>) {
-  const server = await startServer();
+async function withServer(opts: StartOptions, body: (server: RunningServer) => Promise<void>) {
+  const server = await startServer(opts);
   try {
     await body(server);
   } finally {
@@ -429,7 +430,7 @@ test.describe('terminal sessions', () => {
   }) => {
     test.setTimeout(120_000);
     // A server of its own: the "Active sessions" list holds only this test's sessions.
-    await withServer(async (server) => {
+    await withServer({}, async (server) => {
       const problems = collectPageErrors(page);
       const p = await openNewProject(page, 'term-counts', server.url);
       const shell = await apiCreateSession(request, p.projectId, uniqueName('shell'), server.url);
@@ -554,41 +555,52 @@ test.describe('terminal sessions', () => {
     expect(problems, 'page errors on the session pages').toEqual([]);
   });
 
-  test('the projects page asks for `agentdeck hooks install` until a hook has reported', async ({
+  test('the projects page asks for `agentdeck hooks install` when no hooks are installed', async ({
     page,
     request,
   }) => {
     test.setTimeout(60_000);
-    await withServer(async (server) => {
-      await gotoHydrated(page, `${server.url}/`);
-      const hint = page.getByText(/agentdeck hooks install/);
-      await expect(page.getByText('Terminal sessions', { exact: true })).toBeVisible();
-      await expect(hint.first()).toBeVisible();
+    // The agents' settings folders are empty ones, never this machine's.
+    const agentHome = makeTempDir('agentdeck-e2e-home-');
+    const env = { CLAUDE_CONFIG_DIR: path.join(agentHome, 'claude'), CODEX_HOME: path.join(agentHome, 'codex') };
+    for (const dir of Object.values(env)) fs.mkdirSync(dir);
+    try {
+      await withServer({ env }, async (server) => {
+        const p = await openNewProject(page, 'term-card', server.url);
+        await gotoHydrated(page, `${server.url}/`);
+        await markPage(page);
+        const card = page.getByRole('region', { name: 'Terminal sessions', exact: true });
+        await expect(card.getByRole('heading', { name: 'Terminal sessions', exact: true })).toBeVisible();
+        await expect(card.getByText(/agentdeck hooks install/).first()).toBeVisible();
+        await expect(activeRows(page)).toHaveCount(0);
 
-      // A hook from a folder in no project is set aside (202), changing nothing.
-      const outside = makeProjectDir(uniqueName('no-project'));
-      const set = await postHook(
-        request,
-        {
-          session_id: randomUUID(),
-          cwd: outside,
-          permission_mode: 'default',
-          hook_event_name: 'UserPromptSubmit',
-          prompt: 'hello',
-        },
-        { baseUrl: server.url },
-      );
-      expect([set.status, set.answer.outcome]).toEqual([202, 'no_project']);
+        // A hook from a folder in no project is set aside (202) and shows nothing.
+        const outside = makeProjectDir(uniqueName('no-project'));
+        const setAside = await postHook(
+          request,
+          {
+            session_id: randomUUID(),
+            cwd: outside,
+            permission_mode: 'default',
+            hook_event_name: 'UserPromptSubmit',
+            prompt: 'hello from nowhere',
+          },
+          { baseUrl: server.url },
+        );
+        expect([setAside.status, setAside.answer.outcome]).toEqual([202, 'no_project']);
+        expect(setAside.answer.session_id ?? null).toBeNull();
 
-      const p = await openNewProject(page, 'term-card', server.url);
-      const agent = terminalAgent(request, p.dir, server.url);
-      await agent.hook('SessionStart', { source: 'startup' }, 'applied');
-
-      await gotoHydrated(page, `${server.url}/`);
-      await expect(projectItem(page, p.name)).toHaveCount(1);
-      await expect(hint, 'the install hint once hooks have reported').toHaveCount(0);
-      await reloadHydrated(page);
-      await expect(hint).toHaveCount(0);
-    });
+        // One from the project's folder shows up live.
+        const agent = terminalAgent(request, p.dir, server.url);
+        const name = uniqueName('Hello');
+        await agent.hook('UserPromptSubmit', { prompt: name }, 'applied');
+        await expectActive(page, [name], LIVE);
+        await expectProcessing(activeRow(page, name));
+        await expect(page.getByText('hello from nowhere')).toHaveCount(0);
+        await expectSamePage(page);
+      });
+    } finally {
+      fs.rmSync(agentHome, { recursive: true, force: true });
+    }
   });
 });
