@@ -84,12 +84,15 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   const dataDir = opts.dbPath ? path.dirname(path.resolve(opts.dbPath)) : makeTempDir();
   const dbPath = opts.dbPath ? path.resolve(opts.dbPath) : path.join(dataDir, 'agentdeck.db');
 
-  // Transcript folders default to empty ones in the data dir, so a test
-  // server never imports the machine's real ~/.claude or ~/.codex.
+  // Transcript folders and the agents' settings default to empty ones in
+  // the data dir, so a test server never reads the machine's real
+  // ~/.claude or ~/.codex.
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     AGENTDECK_CLAUDE_PROJECTS: path.join(dataDir, 'claude-projects'),
     AGENTDECK_CODEX_SESSIONS: path.join(dataDir, 'codex-sessions'),
+    CLAUDE_CONFIG_DIR: path.join(dataDir, 'claude-config'),
+    CODEX_HOME: path.join(dataDir, 'codex-home'),
     ...opts.env,
   };
   if (!env.AGENTDECK_SITE_ROOT) env.AGENTDECK_SITE_ROOT = AGENTDECK_SITE_ROOT;

@@ -99,7 +99,10 @@ impl Options {
             .arg("--codex-sessions")
             .arg(dir.join("codex"))
             .args(&self.args)
-            .env("AGENTDECK_SITE_ROOT", dir);
+            .env("AGENTDECK_SITE_ROOT", dir)
+            // The dashboard reads the agents' settings: never the machine's own.
+            .env("CLAUDE_CONFIG_DIR", dir.join("claude-config"))
+            .env("CODEX_HOME", dir.join("codex-home"));
         for name in CLEARED_ENV {
             command.env_remove(name);
         }
