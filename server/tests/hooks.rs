@@ -307,7 +307,9 @@ fn a_terminal_killed_mid_turn_becomes_an_error_within_the_watchdog_bound() {
         "UserPromptSubmit",
         json!({"prompt": "refactor the parser"}),
     );
-    let agent = stand_in_agent(server.path());
+    // Under the target dir, not /tmp: /tmp may be mounted noexec.
+    let bin = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let agent = stand_in_agent(bin.path());
     // Like Claude Code: run the hook command through `sh -c` with the JSON
     // on stdin, then go on working.
     let hook = format!(
