@@ -9,7 +9,9 @@ pub mod process;
 #[cfg(feature = "ssr")]
 pub mod store;
 
-use crate::{agent::AgentKind, session_state::Attention, transition::truncate_error};
+use crate::{
+    agent::AgentKind, session_state::Attention, text_enum::text_enum, transition::truncate_error,
+};
 use serde::{Deserialize, Serialize};
 
 /// Longest hook body accepted, in bytes (a prompt or a tool's input can be
@@ -238,33 +240,23 @@ pub const RUN_HEADER: &str = "x-agentdeck-run";
 /// their hooks (if the person has global hooks) are known as its own.
 pub const RUN_ENV: &str = "AGENTDECK_RUN";
 
-/// What became of a hook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The session changed.
-    Applied,
-    /// Known, nothing to change (e.g. a replayed event).
-    Unchanged,
-    /// Its directory is in no project: ignored.
-    NoProject,
-    /// A run agentdeck started: the runner records it, the hook changes nothing.
-    OwnRun,
-    /// An event agentdeck does not track.
-    Ignored,
+text_enum! {
+    /// What became of a hook.
+    pub enum Outcome ("hook outcome") {
+        /// The session changed.
+        Applied = "applied",
+        /// Known, nothing to change (e.g. a replayed event).
+        Unchanged = "unchanged",
+        /// Its directory is in no project: ignored.
+        NoProject = "no_project",
+        /// A run agentdeck started: the runner records it, the hook changes nothing.
+        OwnRun = "own_run",
+        /// An event agentdeck does not track.
+        Ignored = "ignored",
+    }
 }
 
 impl Outcome {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::Unchanged => "unchanged",
-            Self::NoProject => "no_project",
-            Self::OwnRun => "own_run",
-            Self::Ignored => "ignored",
-        }
-    }
-
     /// Whether the hook reached a session (200) or was set aside (202).
     pub const fn reached_a_session(self) -> bool {
         matches!(self, Self::Applied | Self::Unchanged)
@@ -288,7 +280,7 @@ pub struct HookReport {
     pub last_at: i64,
     pub last_event: String,
     pub last_cwd: Option<String>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub received: i32,
 }
 

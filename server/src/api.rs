@@ -185,7 +185,8 @@ async fn cancel_run(
 /// `agentdeck hook` forwards it with the agent's process in headers).
 /// 200 when it reached a session, 202 when set aside (a directory in no
 /// project, an event not tracked, a run agentdeck runs itself), 422 for a
-/// body that is not a hook, 413 beyond [`hook::MAX_HOOK_BYTES`].
+/// body that is not a hook, 413 beyond the request body limit (the
+/// router's, which [`hook::MAX_HOOK_BYTES`] matches).
 async fn receive_hook(
     State(api): State<ApiState>,
     Path(agent): Path<String>,
@@ -202,16 +203,6 @@ async fn receive_hook(
         }
     };
     let body = body.map_err(|rejection| ApiError(rejection.status(), rejection.body_text()))?;
-    if body.len() > hook::MAX_HOOK_BYTES {
-        return Err(ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "hook body too large: {} bytes, the limit is {} bytes",
-                body.len(),
-                hook::MAX_HOOK_BYTES
-            ),
-        ));
-    }
     let report = hook::parse(agent, &body).map_err(|err| AppError::Invalid(err.to_string()))?;
     let ingested = hook::store::ingest(&api.db, report, sender(&headers)?).await?;
     let status = if ingested.outcome.reached_a_session() {

@@ -28,6 +28,9 @@ use tower_http::{
 /// so an oversized message gets a clear 413 from the domain check).
 const MAX_BODY_BYTES: usize = 1 << 20;
 
+// A hook body the agent may send must get past the body limit.
+const _: () = assert!(app::hook::MAX_HOOK_BYTES <= MAX_BODY_BYTES);
+
 /// Builds the application router around an open database and the runner.
 pub fn router(
     db: Db,

@@ -317,7 +317,7 @@ fn record_report(
         hook_reports::last_at.eq(now),
         hook_reports::last_event.eq(&report.event),
         hook_reports::last_cwd.eq(&report.cwd),
-        hook_reports::outcome.eq(outcome.as_str()),
+        hook_reports::outcome.eq(outcome),
     );
     diesel::insert_into(hook_reports::table)
         .values((values, hook_reports::received.eq(1)))

@@ -72,7 +72,7 @@ fn hook_status(status: HookStatus) -> impl IntoView {
                         coarse(now - report.last_at),
                         report.last_event
                     );
-                    if report.outcome == "no_project" {
+                    if report.outcome == crate::hook::Outcome::NoProject {
                         text.push_str(&format!(
                             ": ignored, {} is in no project",
                             report.last_cwd.as_deref().unwrap_or("its directory")

@@ -843,9 +843,9 @@ impl AgentStatus {
                     "  last report: {}, {} ({})",
                     ago(now_millis - report.last_at),
                     report.last_event,
-                    report.outcome.replace('_', " ")
+                    report.outcome.as_str().replace('_', " ")
                 );
-                if report.outcome == "no_project" {
+                if report.outcome == app::hook::Outcome::NoProject {
                     let _ = writeln!(
                         text,
                         "  ignored: {} is in no project; add it (or a folder above it) as a project to see its sessions",
@@ -1448,7 +1448,7 @@ mod tests {
             last_at: 1_000,
             last_event: "Stop".into(),
             last_cwd: None,
-            outcome: "applied".into(),
+            outcome: app::hook::Outcome::Applied,
             received: 1,
         });
         let text = after.render_at(181_000);
