@@ -36,10 +36,18 @@ pub fn arguments(
             args.extend(owned(&["--", message]));
             args
         }
-        AgentKind::Codex => match external_id {
-            Some(id) => owned(&["exec", "resume", id, "--json", "--", message]),
-            None => owned(&["exec", "--json", "--", message]),
-        },
+        // Adding a project is the person's trust decision: without
+        // `--skip-git-repo-check`, Codex refuses every run outside a git
+        // repository ("Not inside a trusted directory"). `exec`'s options
+        // go before its `resume` subcommand.
+        AgentKind::Codex => {
+            let mut args = owned(&["exec", "--skip-git-repo-check", "--json"]);
+            if let Some(id) = external_id {
+                args.extend(owned(&["resume", id]));
+            }
+            args.extend(owned(&["--", message]));
+            args
+        }
     }
 }
 
@@ -312,11 +320,11 @@ mod tests {
         );
         assert_eq!(
             arguments(AgentKind::Codex, "hi", None, None),
-            ["exec", "--json", "--", "hi"]
+            ["exec", "--skip-git-repo-check", "--json", "--", "hi"]
         );
         assert_eq!(
             arguments(AgentKind::Codex, "-h", Some("t1"), None),
-            ["exec", "resume", "t1", "--json", "--", "-h"]
+            ["exec", "--skip-git-repo-check", "--json", "resume", "t1", "--", "-h"]
         );
     }
 
