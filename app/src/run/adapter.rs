@@ -324,7 +324,15 @@ mod tests {
         );
         assert_eq!(
             arguments(AgentKind::Codex, "-h", Some("t1"), None),
-            ["exec", "--skip-git-repo-check", "--json", "resume", "t1", "--", "-h"]
+            [
+                "exec",
+                "--skip-git-repo-check",
+                "--json",
+                "resume",
+                "t1",
+                "--",
+                "-h"
+            ]
         );
     }
 
