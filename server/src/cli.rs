@@ -27,6 +27,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Import sessions from Claude Code and Codex transcripts, then exit.
     Sync(SyncArgs),
+    /// Print every session across projects with its state, newest change
+    /// first (for a terminal or a status bar).
+    Ls(LsArgs),
     /// Print the stored access token (creating it if missing), or replace it.
     Token(TokenArgs),
     /// Forward one Claude Code or Codex hook to the server (the command
@@ -190,6 +193,20 @@ pub struct SyncArgs {
     /// Only this project (its directory); every project when omitted.
     #[arg(long, value_name = "PATH")]
     pub project: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+
+    /// Only sessions in this state.
+    #[arg(long, value_parser = ["idle", "working", "error"])]
+    pub state: Option<String>,
+
+    /// JSON (an array of {session, project_name}) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -18,8 +18,8 @@ use app::{project, sync::scan::Syncer};
 use axum::{extract::ConnectInfo, Extension, Router};
 use clap::Parser;
 use cli::{
-    Cli, Command, DataArgs, HookAgents, HookArgs, HooksAction, HooksArgs, ServeArgs, SyncArgs,
-    TokenArgs,
+    Cli, Command, DataArgs, HookAgents, HookArgs, HooksAction, HooksArgs, LsArgs, ServeArgs,
+    SyncArgs, TokenArgs,
 };
 use events::StreamLimits;
 use hyper_util::{
@@ -87,6 +87,7 @@ async fn main() -> std::process::ExitCode {
     let result = match command {
         Command::Serve(args) => serve(args, user_umask).await,
         Command::Sync(args) => sync(args).await,
+        Command::Ls(args) => ls(args).await,
         Command::Token(args) => token(args),
         Command::Hooks(args) => hooks(args).await,
         Command::Hook(args) => {
@@ -262,6 +263,41 @@ async fn hooks(args: HooksArgs) -> Result<(), Fatal> {
     };
     for outcome in outcomes.map_err(|err| Fatal(err.to_string()))? {
         println!("{}", outcome.render());
+    }
+    Ok(())
+}
+
+/// `agentdeck ls`: every session across projects, newest change first.
+async fn ls(args: LsArgs) -> Result<(), Fatal> {
+    let state = args
+        .state
+        .map(|s| s.parse::<app::SessionState>())
+        .transpose()
+        .map_err(|err| Fatal(err.to_string()))?;
+    let db = open_db(&args.data).await?;
+    let sessions = app::session::store::across_projects(&db, state)
+        .await
+        .map_err(|err| Fatal(err.to_string()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&sessions)?);
+        return Ok(());
+    }
+    let now = app::db::now_millis() as f64;
+    for app::session::ActiveSession {
+        session,
+        project_name,
+    } in sessions
+    {
+        let attention = session.attention.map_or("", |a| a.label());
+        let since = app::components::since_label(session.state, now, session.state_changed_at);
+        println!(
+            "{:<8} {:<15} {:<20} {}  ({since}, {})",
+            session.state.as_str(),
+            attention,
+            project_name,
+            session.name,
+            session.id
+        );
     }
     Ok(())
 }

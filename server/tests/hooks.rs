@@ -657,3 +657,87 @@ fn with_a_token_in_force_the_hook_command_uses_the_stored_one() {
     );
     assert_eq!(listed.json()[0]["state"], "working", "{}", listed.body);
 }
+
+/// `agentdeck ls` prints every session across projects with its state,
+/// from the same database a running server writes.
+#[test]
+fn ls_prints_sessions_across_projects_with_their_state() {
+    let server = Server::start();
+    server.add_project("one");
+    server.add_project("two");
+    let (one, two) = (project_dir(&server, "one"), project_dir(&server, "two"));
+    post(
+        &server,
+        "claude",
+        &body(
+            "w-1",
+            &one,
+            "UserPromptSubmit",
+            json!({"prompt": "still busy"}),
+        ),
+    );
+    post(
+        &server,
+        "claude",
+        &body(
+            "w-1",
+            &one,
+            "PermissionRequest",
+            json!({"tool_name": "Bash"}),
+        ),
+    );
+    post(
+        &server,
+        "claude",
+        &body(
+            "e-1",
+            &two,
+            "UserPromptSubmit",
+            json!({"prompt": "will fail"}),
+        ),
+    );
+    post(
+        &server,
+        "claude",
+        &body("e-1", &two, "StopFailure", json!({"error": "rate_limit"})),
+    );
+    let ls = |extra: &[&str]| {
+        let output = Command::new(binary())
+            .arg("ls")
+            .arg("--database-url")
+            .arg(server.database())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let all: Value = serde_json::from_str(&ls(&["--json"])).unwrap();
+    let seen: Vec<(String, String, String)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["session"]["name"].as_str().unwrap().to_owned(),
+                a["session"]["state"].as_str().unwrap().to_owned(),
+                a["project_name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("will fail".into(), "error".into(), "two".into()),
+            ("still busy".into(), "working".into(), "one".into()),
+        ]
+    );
+    let table = ls(&[]);
+    assert!(table.contains("working  Needs approval  one"), "{table}");
+    assert!(table.contains("error"), "{table}");
+    let failed = ls(&["--state", "error"]);
+    assert!(
+        failed.contains("will fail") && !failed.contains("still busy"),
+        "{failed}"
+    );
+}

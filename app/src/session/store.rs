@@ -106,6 +106,31 @@ pub async fn overview(db: &Db) -> Result<Overview, AppError> {
     .await
 }
 
+/// Every session across projects (or those in `state`), newest change
+/// first, each with its project's name: what `agentdeck ls` prints.
+pub async fn across_projects(
+    db: &Db,
+    state: Option<SessionState>,
+) -> Result<Vec<ActiveSession>, AppError> {
+    db.run(move |conn| {
+        let mut query = sessions::table.inner_join(projects::table).into_boxed();
+        if let Some(state) = state {
+            query = query.filter(sessions::state.eq(state));
+        }
+        Ok(query
+            .order((sessions::state_changed_at.desc(), sessions::id.desc()))
+            .select((Session::as_select(), projects::name))
+            .load::<(Session, String)>(conn)?
+            .into_iter()
+            .map(|(session, project_name)| ActiveSession {
+                session,
+                project_name,
+            })
+            .collect())
+    })
+    .await
+}
+
 /// Sessions per state (and waiting for the person) in each project, or in one.
 fn counts_by_project(
     conn: &mut SqliteConnection,
