@@ -11,6 +11,7 @@ pub mod error;
 pub mod hook;
 pub mod live;
 pub mod pages;
+pub mod permission;
 pub mod project;
 pub mod run;
 pub mod session;

@@ -20,6 +20,11 @@ pub struct Project {
     /// Canonical absolute path of the project directory.
     pub path: String,
     pub created_at: i64,
+    /// Whether a terminal Claude session's approval requests wait for an
+    /// answer from the dashboard (else the terminal asks, as usual).
+    pub approve_from_dashboard: bool,
+    /// How long such a request waits before the terminal asks instead.
+    pub approval_wait_secs: i32,
 }
 
 impl Project {

@@ -68,6 +68,8 @@ pub struct Run {
     pub agent_session_id: Option<String>,
     pub cost_usd: Option<f64>,
     pub error_message: Option<String>,
+    /// Tools the agent was refused during the run, comma-separated.
+    pub denied_tools: Option<String>,
 }
 
 /// A message in a session's conversation.

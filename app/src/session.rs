@@ -68,6 +68,8 @@ pub struct Session {
     pub last_hook_at: Option<i64>,
     /// When the agent ended the session (it may be resumed later).
     pub ended_at: Option<i64>,
+    /// What the agent may do without asking.
+    pub permission_mode: crate::permission::PermissionMode,
 }
 
 impl Session {
@@ -94,6 +96,7 @@ impl Session {
             attention: None,
             last_hook_at: None,
             ended_at: None,
+            permission_mode: crate::permission::PermissionMode::default_for(agent),
         }
     }
 

@@ -10,6 +10,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    approvals (id) {
+        id -> Text,
+        session_id -> Text,
+        run_id -> Nullable<Text>,
+        request_id -> Text,
+        tool -> Text,
+        input -> Text,
+        summary -> Text,
+        detail -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        suggestions -> Nullable<Text>,
+        status -> Text,
+        always -> Bool,
+        message -> Nullable<Text>,
+        created_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     hook_reports (agent) {
         agent -> Text,
         last_at -> BigInt,
@@ -32,11 +52,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    notify_targets (id) {
+        id -> Integer,
+        kind -> Text,
+        url -> Text,
+        on_failed -> Bool,
+        on_needs_you -> Bool,
+        on_finished -> Bool,
+        from_flag -> Bool,
+        created_at -> BigInt,
+        last_at -> Nullable<BigInt>,
+        last_ok -> Nullable<Bool>,
+        last_result -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     projects (id) {
         id -> Integer,
         name -> Text,
         path -> Text,
         created_at -> BigInt,
+        approve_from_dashboard -> Bool,
+        approval_wait_secs -> Integer,
     }
 }
 
@@ -53,6 +91,7 @@ diesel::table! {
         agent_session_id -> Nullable<Text>,
         cost_usd -> Nullable<Double>,
         error_message -> Nullable<Text>,
+        denied_tools -> Nullable<Text>,
     }
 }
 
@@ -87,6 +126,7 @@ diesel::table! {
         attention -> Nullable<Text>,
         last_hook_at -> Nullable<BigInt>,
         ended_at -> Nullable<BigInt>,
+        permission_mode -> Text,
     }
 }
 
@@ -108,7 +148,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    unseen_ends (session_id) {
+        session_id -> Text,
+        ended_at -> BigInt,
+    }
+}
+
 diesel::joinable!(agent_processes -> sessions (session_id));
+diesel::joinable!(approvals -> runs (run_id));
+diesel::joinable!(approvals -> sessions (session_id));
+diesel::joinable!(unseen_ends -> sessions (session_id));
 diesel::joinable!(messages -> runs (run_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(runs -> sessions (session_id));
@@ -117,11 +167,14 @@ diesel::joinable!(sessions -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agent_processes,
+    approvals,
     hook_reports,
     messages,
+    notify_targets,
     projects,
     runs,
     session_transitions,
     sessions,
     transcript_files,
+    unseen_ends,
 );
