@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod agent;
+pub mod approval;
 pub mod components;
 #[cfg(feature = "ssr")]
 pub mod db;

@@ -68,9 +68,9 @@ impl PermissionMode {
                 "Claude runs every command and edit without asking, with your user's rights. \
                  (As root, Claude Code refuses this mode unless IS_SANDBOX=1 is set.)",
             ),
-            Self::FullAccess => Some(
-                "Codex runs without a sandbox: any command, any file your user can reach.",
-            ),
+            Self::FullAccess => {
+                Some("Codex runs without a sandbox: any command, any file your user can reach.")
+            }
             _ => None,
         }
     }

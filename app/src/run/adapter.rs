@@ -4,7 +4,8 @@
 
 use super::process::Tail;
 use crate::agent::AgentKind;
-use serde_json::Value;
+use crate::permission::PermissionMode;
+use serde_json::{json, Value};
 use std::process::ExitStatus;
 
 /// How much of the answer is kept.
@@ -12,36 +13,57 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// How much of stderr (and of non-JSON stdout) is kept for error messages.
 const ERROR_TAIL_BYTES: usize = 4 * 1024;
 
-/// The arguments for one run of `agent` with `message`. `external_id` is
-/// the agent's conversation id from earlier runs; `new_id` names a new
-/// Claude conversation. The message always comes after `--`, so one that
+/// The arguments for one run of `agent` with `message` in `mode`.
+/// `external_id` is the agent's conversation id from earlier runs;
+/// `new_id` names a new Claude conversation. Claude gets its message on
+/// stdin ([`claude_user_line`]) and asks for approvals over the control
+/// protocol; for the others the message comes after `--`, so one that
 /// starts with `-` is never taken for a flag.
 pub fn arguments(
     agent: AgentKind,
     message: &str,
     external_id: Option<&str>,
     new_id: Option<&str>,
+    mode: PermissionMode,
 ) -> Vec<String> {
     let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
     match agent {
         // `sh -c -- STRING`: POSIX sh ends its options at `--`.
         AgentKind::Shell => owned(&["-c", "--", message]),
         AgentKind::Claude => {
-            let mut args = owned(&["-p", "--output-format", "stream-json", "--verbose"]);
+            let mut args = owned(&[
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--input-format",
+                "stream-json",
+                "--permission-prompt-tool",
+                "stdio",
+                "--permission-mode",
+                mode.agent_value(),
+            ]);
             match (external_id, new_id) {
                 (Some(id), _) => args.extend(owned(&["--resume", id])),
                 (None, Some(id)) => args.extend(owned(&["--session-id", id])),
                 (None, None) => {}
             }
-            args.extend(owned(&["--", message]));
             args
         }
         // Adding a project is the person's trust decision: without
         // `--skip-git-repo-check`, Codex refuses every run outside a git
-        // repository ("Not inside a trusted directory"). `exec`'s options
-        // go before its `resume` subcommand.
+        // repository ("Not inside a trusted directory"). `exec` cannot ask
+        // for approval, so the sandbox is the mode. `exec`'s options go
+        // before its `resume` subcommand.
         AgentKind::Codex => {
-            let mut args = owned(&["exec", "--skip-git-repo-check", "--json"]);
+            let mut args = owned(&[
+                "exec",
+                "--skip-git-repo-check",
+                "--json",
+                "--sandbox",
+                mode.agent_value(),
+                "-c",
+                "approval_policy=\"never\"",
+            ]);
             if let Some(id) = external_id {
                 args.extend(owned(&["resume", id]));
             }
@@ -49,6 +71,78 @@ pub fn arguments(
             args
         }
     }
+}
+
+/// Whether `agent` takes its message and control messages on stdin.
+pub fn uses_control_protocol(agent: AgentKind) -> bool {
+    agent == AgentKind::Claude
+}
+
+/// The stream-json `user` line that sends Claude the message.
+pub fn claude_user_line(message: &str) -> String {
+    json!({
+        "type": "user",
+        "session_id": "",
+        "message": { "role": "user", "content": message },
+        "parent_tool_use_id": null,
+    })
+    .to_string()
+}
+
+/// The `control_response` answering request `request_id` with `response`.
+pub fn control_success(request_id: &str, response: Value) -> String {
+    json!({
+        "type": "control_response",
+        "response": { "subtype": "success", "request_id": request_id, "response": response },
+    })
+    .to_string()
+}
+
+/// The `control_response` refusing a request this host does not serve.
+pub fn control_error(request_id: &str, error: &str) -> String {
+    json!({
+        "type": "control_response",
+        "response": { "subtype": "error", "request_id": request_id, "error": error },
+    })
+    .to_string()
+}
+
+/// The `interrupt` control request (a cancel): Claude withdraws what it
+/// asked, ends the turn and writes its `result`.
+pub fn control_interrupt(request_id: &str) -> String {
+    json!({
+        "type": "control_request",
+        "request_id": request_id,
+        "request": { "subtype": "interrupt" },
+    })
+    .to_string()
+}
+
+/// A `can_use_tool` request: the agent asks to use a tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PermissionAsk {
+    pub request_id: String,
+    pub tool: String,
+    pub input: Value,
+    pub reason: Option<String>,
+    pub suggestions: Option<Value>,
+}
+
+/// What one stdout line means for the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Continue,
+    /// The agent's final event: the run's outcome is known.
+    Ended,
+    /// The agent asks the person to approve a tool use.
+    Ask(PermissionAsk),
+    /// The agent withdrew the request with this id.
+    Withdrawn(String),
+    /// A control request this host does not serve (answer it with an error).
+    Unsupported {
+        request_id: String,
+        error: String,
+    },
 }
 
 /// How a run's process ended.
@@ -104,6 +198,8 @@ pub struct Output {
     pub agent_session_id: Option<String>,
     pub cost_usd: Option<f64>,
     pub malformed_lines: usize,
+    /// Tools the agent was refused (Claude's `permission_denials`), in order, once each.
+    pub denied_tools: Vec<String>,
     /// Human-readable text from recent lines, for the live output view.
     display: Vec<String>,
 }
@@ -121,6 +217,7 @@ impl Output {
             agent_session_id: None,
             cost_usd: None,
             malformed_lines: 0,
+            denied_tools: Vec::new(),
             display: Vec::new(),
         }
     }
@@ -134,27 +231,35 @@ impl Output {
         self.stderr.push_line(line);
     }
 
-    /// Takes one stdout line. Returns true when the line ends the run (the
-    /// agent's final event): the caller then stops the process, which may linger.
-    pub fn stdout_line(&mut self, line: &str) -> bool {
+    /// Takes one stdout line and says what it means for the run. After
+    /// [`Step::Ended`] the caller stops the process, which may linger.
+    pub fn stdout_line(&mut self, line: &str) -> Step {
         if self.agent == AgentKind::Shell {
             self.answer.push_line(line);
             self.display.push(line.to_owned());
-            return false;
+            return Step::Continue;
         }
         if line.trim().is_empty() {
-            return false;
+            return Step::Continue;
         }
+        let ended = |ends: bool| if ends { Step::Ended } else { Step::Continue };
         match serde_json::from_str::<Value>(line) {
             Ok(event) if event.is_object() => match self.agent {
-                AgentKind::Claude => self.claude_event(&event),
-                AgentKind::Codex => self.codex_event(&event),
-                AgentKind::Shell => false,
+                AgentKind::Claude => match control_step(&event) {
+                    Some(Ok(step)) => step,
+                    Some(Err(())) => {
+                        self.malformed_lines += 1;
+                        Step::Continue
+                    }
+                    None => ended(self.claude_event(&event)),
+                },
+                AgentKind::Codex => ended(self.codex_event(&event)),
+                AgentKind::Shell => Step::Continue,
             },
             _ => {
                 self.malformed_lines += 1;
                 self.plain_stdout.push_line(line);
-                false
+                Step::Continue
             }
         }
     }
@@ -179,6 +284,14 @@ impl Output {
             }
             Some("result") => {
                 self.cost_usd = event.get("total_cost_usd").and_then(Value::as_f64);
+                let denials = event.get("permission_denials").and_then(Value::as_array);
+                for denial in denials.into_iter().flatten() {
+                    if let Some(tool) = denial.get("tool_name").and_then(Value::as_str) {
+                        if !self.denied_tools.iter().any(|t| t == tool) {
+                            self.denied_tools.push(tool.to_owned());
+                        }
+                    }
+                }
                 let is_error = event
                     .get("is_error")
                     .and_then(Value::as_bool)
@@ -283,6 +396,56 @@ impl Output {
     }
 }
 
+/// The control-protocol meaning of a Claude line: `None` for an ordinary
+/// event, `Err` for a control line too malformed to answer.
+fn control_step(event: &Value) -> Option<Result<Step, ()>> {
+    let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    match event.get("type").and_then(Value::as_str)? {
+        "control_request" => {
+            let Some(request_id) = text(event, "request_id") else {
+                return Some(Err(()));
+            };
+            let request = event.get("request").cloned().unwrap_or(Value::Null);
+            let unsupported = |error: &str| {
+                Some(Ok(Step::Unsupported {
+                    request_id: request_id.clone(),
+                    error: error.to_owned(),
+                }))
+            };
+            match request.get("subtype").and_then(Value::as_str) {
+                Some("can_use_tool") => {
+                    let Some(tool) = text(&request, "tool_name") else {
+                        return unsupported("can_use_tool without a tool_name");
+                    };
+                    let input = request.get("input").cloned().unwrap_or_else(|| json!({}));
+                    if !input.is_object() {
+                        return unsupported("can_use_tool with an input that is not an object");
+                    }
+                    let reason = text(&request, "decision_reason")
+                        .or_else(|| text(&request, "title"))
+                        .or_else(|| text(&request, "description"));
+                    Some(Ok(Step::Ask(PermissionAsk {
+                        request_id,
+                        tool,
+                        input,
+                        reason,
+                        suggestions: request.get("permission_suggestions").cloned(),
+                    })))
+                }
+                Some(other) => unsupported(&format!("agentdeck does not serve {other} requests")),
+                None => unsupported("a control request without a subtype"),
+            }
+        }
+        "control_cancel_request" => Some(match text(event, "request_id") {
+            Some(id) => Ok(Step::Withdrawn(id)),
+            None => Err(()),
+        }),
+        // Answers to our own requests (interrupt): nothing to do.
+        "control_response" => Some(Ok(Step::Continue)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,50 +460,115 @@ mod tests {
 
     #[test]
     fn command_lines_start_or_continue_the_agents_conversation() {
+        use PermissionMode as M;
         assert_eq!(
-            arguments(AgentKind::Shell, "ls -l", None, None),
+            arguments(AgentKind::Shell, "ls -l", None, None, M::Ask),
             ["-c", "--", "ls -l"]
         );
+        let claude = arguments(
+            AgentKind::Claude,
+            "hi",
+            None,
+            Some("new-id"),
+            M::AcceptEdits,
+        );
         assert_eq!(
-            arguments(AgentKind::Claude, "hi", None, Some("new-id")),
+            claude,
             [
-                "-p",
                 "--output-format",
                 "stream-json",
                 "--verbose",
+                "--input-format",
+                "stream-json",
+                "--permission-prompt-tool",
+                "stdio",
+                "--permission-mode",
+                "acceptEdits",
                 "--session-id",
                 "new-id",
+            ]
+        );
+        // The message goes on stdin, never on the command line.
+        assert!(!claude.iter().any(|arg| arg == "hi"));
+        assert_eq!(
+            arguments(AgentKind::Claude, "hi", Some("old"), Some("new-id"), M::Ask)[9..],
+            ["--resume", "old"]
+        );
+        assert_eq!(
+            arguments(AgentKind::Codex, "hi", None, None, M::WorkspaceWrite),
+            [
+                "exec",
+                "--skip-git-repo-check",
+                "--json",
+                "--sandbox",
+                "workspace-write",
+                "-c",
+                "approval_policy=\"never\"",
                 "--",
                 "hi"
             ]
         );
         assert_eq!(
-            arguments(AgentKind::Claude, "hi", Some("old"), Some("new-id"))[4..],
-            ["--resume", "old", "--", "hi"]
+            arguments(AgentKind::Codex, "-h", Some("t1"), None, M::ReadOnly)[7..],
+            ["resume", "t1", "--", "-h"]
+        );
+        let line: Value = serde_json::from_str(&claude_user_line("fix \"it\"")).unwrap();
+        assert_eq!(line["type"], "user");
+        assert_eq!(line["message"]["content"], "fix \"it\"");
+    }
+
+    #[test]
+    fn control_requests_become_steps_and_malformed_ones_are_counted() {
+        let mut output = Output::new(AgentKind::Claude);
+        let ask = output.stdout_line(
+            r#"{"type":"control_request","request_id":"r1","request":{"subtype":"can_use_tool","tool_name":"Bash","input":{"command":"ls"},"permission_suggestions":[{"type":"addRules"}],"decision_reason":"not in allow list"}}"#,
         );
         assert_eq!(
-            arguments(AgentKind::Codex, "hi", None, None),
-            ["exec", "--skip-git-repo-check", "--json", "--", "hi"]
+            ask,
+            Step::Ask(PermissionAsk {
+                request_id: "r1".into(),
+                tool: "Bash".into(),
+                input: json!({"command": "ls"}),
+                reason: Some("not in allow list".into()),
+                suggestions: Some(json!([{"type": "addRules"}])),
+            })
         );
         assert_eq!(
-            arguments(AgentKind::Codex, "-h", Some("t1"), None),
-            [
-                "exec",
-                "--skip-git-repo-check",
-                "--json",
-                "resume",
-                "t1",
-                "--",
-                "-h"
-            ]
+            output.stdout_line(r#"{"type":"control_cancel_request","request_id":"r1"}"#),
+            Step::Withdrawn("r1".into())
         );
+        assert!(matches!(
+            output.stdout_line(r#"{"type":"control_request","request_id":"r2","request":{"subtype":"hook_callback"}}"#),
+            Step::Unsupported { request_id, .. } if request_id == "r2"
+        ));
+        assert!(matches!(
+            output.stdout_line(r#"{"type":"control_request","request_id":"r3","request":{"subtype":"can_use_tool","input":{}}}"#),
+            Step::Unsupported { request_id, .. } if request_id == "r3"
+        ));
+        assert_eq!(
+            output
+                .stdout_line(r#"{"type":"control_request","request":{"subtype":"can_use_tool"}}"#),
+            Step::Continue
+        );
+        assert_eq!(output.malformed_lines, 1);
+        assert_eq!(
+            output.stdout_line(r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","permission_denials":[{"tool_name":"Bash"},{"tool_name":"Edit"},{"tool_name":"Bash"}]}"#),
+            Step::Ended
+        );
+        assert_eq!(output.denied_tools, ["Bash", "Edit"]);
     }
 
     #[test]
     fn claude_result_is_the_end_and_the_verdict() {
         let mut output = Output::new(AgentKind::Claude);
-        assert!(!output.stdout_line(r#"{"type":"system","subtype":"init","session_id":"abc"}"#));
-        assert!(output.stdout_line(r#"{"type":"result","subtype":"success","is_error":false,"result":"hi","total_cost_usd":0.5,"session_id":"abc"}"#));
+        assert_eq!(
+            output.stdout_line(r#"{"type":"system","subtype":"init","session_id":"abc"}"#),
+            Step::Continue
+        );
+        assert_eq!(
+            output.stdout_line(r#"{"type":"result","subtype":"success","is_error":false,"result":"hi","total_cost_usd":0.5,"session_id":"abc"}"#),
+            Step::Ended
+        );
         assert_eq!(output.agent_session_id.as_deref(), Some("abc"));
         assert_eq!(output.cost_usd, Some(0.5));
         // A lingering process killed after the result is still a success.

@@ -16,10 +16,16 @@ use tokio::{
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Starts `program` for run `run_id` in `dir`, in a new process group,
-/// with piped output. The run id is in the agent's environment, so hooks
+/// with piped output (and piped input when `with_stdin`, else none). The run id is in the agent's environment, so hooks
 /// the person installed globally know the run as agentdeck's own. The
 /// error says what to fix (missing executable, missing directory).
-pub fn spawn(program: &Path, args: &[String], dir: &Path, run_id: &str) -> Result<Child, String> {
+pub fn spawn(
+    program: &Path,
+    args: &[String],
+    dir: &Path,
+    run_id: &str,
+    with_stdin: bool,
+) -> Result<Child, String> {
     if !dir.is_dir() {
         return Err(format!(
             "cannot start the agent: the project directory {} no longer exists",
@@ -31,7 +37,11 @@ pub fn spawn(program: &Path, args: &[String], dir: &Path, run_id: &str) -> Resul
         .current_dir(dir)
         .env(crate::hook::RUN_ENV, run_id)
         .process_group(0)
-        .stdin(Stdio::null())
+        .stdin(if with_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -122,6 +132,35 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             .to_owned();
         self.line.clear();
         line
+    }
+}
+
+/// Writes lines to an agent's stdin from a task of its own, so a full
+/// pipe never blocks the run's loop. Dropping it closes stdin (once the
+/// lines sent before are written).
+pub struct LineWriter {
+    lines: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl LineWriter {
+    pub fn spawn(mut stdin: tokio::process::ChildStdin) -> Self {
+        let (lines, mut queued) = tokio::sync::mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Some(mut line) = queued.recv().await {
+                line.push('\n');
+                // A closed pipe means the agent is gone: its end is read elsewhere.
+                if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self { lines }
+    }
+
+    /// Queues one line (a newline is added).
+    pub fn send(&self, line: String) {
+        let _ = self.lines.send(line);
     }
 }
 

@@ -3,13 +3,17 @@
 //! cancels runs, and interrupts them on shutdown and after a crash.
 
 use super::{
-    adapter::{self, Exit, Output},
+    adapter::{self, Exit, Output, PermissionAsk, Step},
     process::{self, LineReader},
     store::{self, Ending, Started},
     MAX_MESSAGE_BYTES,
 };
 use crate::{
     agent::{find_on_path, AgentChoice, AgentKind},
+    approval::{
+        store::{self as approvals, Broker},
+        Approval,
+    },
     db::Db,
     error::AppError,
     live::LiveEvent,
@@ -28,6 +32,10 @@ use tokio::sync::watch;
 /// How long output may still arrive after the agent process exits (a
 /// background child can hold the pipe open) before the group is stopped.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+/// How long Claude may take to exit after its `result` once stdin is
+/// closed, before its group is stopped (it exits at once when well).
+const EXIT_AFTER_RESULT: Duration = Duration::from_secs(2);
 
 /// Runs in progress at once unless configured otherwise (`--max-runs`).
 pub const DEFAULT_MAX_RUNS: usize = 16;
@@ -102,6 +110,7 @@ pub const WATCHDOG_INTERVAL: Duration = Duration::from_secs(2);
 pub struct Runner {
     db: Db,
     config: RunnerConfig,
+    broker: Arc<Broker>,
     active: Mutex<HashMap<String, ActiveRun>>,
 }
 
@@ -110,8 +119,14 @@ impl Runner {
         Arc::new(Self {
             db,
             config,
+            broker: Broker::new(),
             active: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Where answers to approval requests go to reach their run or hook.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
     }
 
     /// The executable for `agent`, or why there is none.
@@ -470,16 +485,19 @@ impl Runner {
             &started.message,
             started.session.external_id.as_deref(),
             started.new_agent_session_id.as_deref(),
+            started.session.permission_mode,
         );
         if stop.borrow().is_some() {
             // Cancelled (or the server is stopping) before the agent started.
             return (stop_event(*stop.borrow()), Ending::default());
         }
+        let controlled = adapter::uses_control_protocol(agent);
         let mut child = match process::spawn(
             &program,
             &args,
             Path::new(&started.project.path),
             &started.run_id,
+            controlled,
         ) {
             Ok(child) => child,
             Err(message) => return fail(message),
@@ -502,12 +520,21 @@ impl Runner {
             process::terminate_group(&mut child, pgid, self.config.stop_grace).await;
             return fail("cannot read the agent's output".into());
         };
+        // Claude reads its message and every answer from stdin, and exits
+        // once stdin closes: dropping `to_agent` closes it.
+        let mut to_agent = child.stdin.take().map(process::LineWriter::spawn);
+        if let Some(writer) = &to_agent {
+            writer.send(adapter::claude_user_line(&started.message));
+        }
         let (mut out, mut err) = (LineReader::new(stdout), LineReader::new(stderr));
         let (hub, session_id, run_id) = (
             self.db.hub(),
             started.session.id.as_str(),
             started.run_id.as_str(),
         );
+        let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<Approval>();
+        // Requests waiting for the person: the agent's request id → ours.
+        let mut asked: HashMap<String, String> = HashMap::new();
         let mut output = Output::new(agent);
         let (mut out_open, mut err_open) = (true, true);
         let mut exit: Option<Exit> = None;
@@ -521,11 +548,45 @@ impl Runner {
             tokio::select! {
                 line = out.next_line(), if out_open => match line {
                     Some(line) => {
-                        let ends_run = output.stdout_line(&line);
+                        let step = output.stdout_line(&line);
                         for text in output.take_display() {
                             hub.publish_output(session_id, run_id, &text);
                         }
-                        if ends_run { break }
+                        match step {
+                            Step::Continue => {}
+                            Step::Ended if to_agent.is_none() => break,
+                            Step::Ended => {
+                                // The turn is over: close stdin so the agent
+                                // exits, and give it a moment to do so.
+                                to_agent = None;
+                                if exit.is_none() {
+                                    drain.as_mut().reset(tokio::time::Instant::now() + EXIT_AFTER_RESULT);
+                                }
+                            }
+                            Step::Ask(ask) => {
+                                let answer_now = self.ask(started, ask, &answers_tx, &mut asked).await;
+                                if let (Some(line), Some(writer)) = (answer_now, &to_agent) {
+                                    writer.send(line);
+                                }
+                            }
+                            Step::Withdrawn(request_id) => {
+                                if let Some(id) = asked.remove(&request_id) {
+                                    self.broker.forget(&id);
+                                    let closed = approvals::close_published(
+                                        &self.db, &id, "The agent withdrew the request",
+                                    ).await;
+                                    if let Err(err) = closed {
+                                        tracing::warn!(approval_id = %id, error = %err, "could not close a withdrawn request");
+                                    }
+                                }
+                            }
+                            Step::Unsupported { request_id, error } => {
+                                tracing::warn!(%run_id, %error, "refused a control request");
+                                if let Some(writer) = &to_agent {
+                                    writer.send(adapter::control_error(&request_id, &error));
+                                }
+                            }
+                        }
                     }
                     None => out_open = false,
                 },
@@ -536,6 +597,15 @@ impl Runner {
                     }
                     None => err_open = false,
                 },
+                Some(approval) = answers.recv() => {
+                    if asked.remove(&approval.request_id).is_some() {
+                        if let Some(writer) = &to_agent {
+                            let decision = approvals::agent_decision(&approval);
+                            writer.send(adapter::control_success(&approval.request_id, decision));
+                            tracing::info!(%run_id, approval_id = %approval.id, status = %approval.status, "answer sent to the agent");
+                        }
+                    }
+                }
                 status = child.wait(), if exit.is_none() => {
                     exit = Some(status.map_or(Exit::Code(-1), Exit::from));
                     drain.as_mut().reset(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
@@ -543,10 +613,26 @@ impl Runner {
                 () = &mut drain => break,
                 () = &mut timeout => { timed_out = true; break }
                 Ok(()) = stop.changed() => {
-                    stopped = *stop.borrow_and_update();
-                    if stopped.is_some() { break }
+                    let requested = *stop.borrow_and_update();
+                    if requested.is_none() || stopped.is_some() {
+                        continue;
+                    }
+                    stopped = requested;
+                    match &to_agent {
+                        // Claude withdraws what it asked and ends the turn
+                        // with a `result`; the group is stopped if it does not.
+                        Some(writer) => {
+                            writer.send(adapter::control_interrupt(&format!("interrupt-{run_id}")));
+                            drain.as_mut().reset(tokio::time::Instant::now() + self.config.stop_grace);
+                        }
+                        None => break,
+                    }
                 }
             }
+        }
+        drop(to_agent);
+        for id in asked.values() {
+            self.broker.forget(id);
         }
         if exit.is_none() {
             process::terminate_group(&mut child, pgid, self.config.stop_grace).await;
@@ -565,6 +651,7 @@ impl Runner {
                 .clone()
                 .or_else(|| started.new_agent_session_id.clone()),
             cost_usd: output.cost_usd,
+            denied_tools: (!output.denied_tools.is_empty()).then(|| output.denied_tools.join(", ")),
             ..Ending::default()
         };
         let event = match (stopped, timed_out) {
@@ -582,5 +669,44 @@ impl Runner {
             },
         };
         (event, ending)
+    }
+
+    /// Stores the agent's request and waits for the person's answer (it
+    /// arrives on `answers`). Returns a line to send the agent at once:
+    /// a deny when the request could not be stored.
+    async fn ask(
+        &self,
+        started: &Started,
+        ask: PermissionAsk,
+        answers: &tokio::sync::mpsc::UnboundedSender<Approval>,
+        asked: &mut HashMap<String, String>,
+    ) -> Option<String> {
+        let new = approvals::NewApproval {
+            session_id: started.session.id.clone(),
+            run_id: Some(started.run_id.clone()),
+            request_id: ask.request_id.clone(),
+            tool: ask.tool,
+            input: ask.input,
+            reason: ask.reason,
+            suggestions: ask.suggestions,
+        };
+        match approvals::open_published(&self.db, new).await {
+            Ok(Some(approval)) => {
+                tracing::info!(run_id = %started.run_id, approval_id = %approval.id, tool = %approval.tool, "waiting for approval");
+                self.broker.wait_for(&approval.id, answers.clone());
+                asked.insert(ask.request_id, approval.id);
+                None
+            }
+            outcome => {
+                let why = match outcome {
+                    Err(err) => format!("agentdeck could not store the request: {err}"),
+                    _ => "the run is no longer the session's current one".to_owned(),
+                };
+                tracing::warn!(run_id = %started.run_id, %why, "denied a request at once");
+                let deny =
+                    serde_json::json!({ "behavior": "deny", "message": why, "interrupt": false });
+                Some(adapter::control_success(&ask.request_id, deny))
+            }
+        }
     }
 }

@@ -138,6 +138,8 @@ pub struct Ending {
     pub duration_ms: i64,
     pub agent_session_id: Option<String>,
     pub cost_usd: Option<f64>,
+    /// Tools the agent was refused, comma-separated.
+    pub denied_tools: Option<String>,
 }
 
 /// Ends a run: the session's transition, the run row, the agent's answer,
@@ -174,8 +176,15 @@ pub fn finish(
             runs::agent_session_id.eq(&ending.agent_session_id),
             runs::cost_usd.eq(ending.cost_usd),
             runs::error_message.eq(&error_message),
+            runs::denied_tools.eq(&ending.denied_tools),
         ))
         .execute(conn)?;
+        // Nothing waits for an answer to its requests any more.
+        crate::approval::store::close_for_run(
+            conn,
+            &started.run_id,
+            crate::approval::store::RUN_ENDED_MESSAGE,
+        )?;
         // A run already closed (cancelled, interrupted) or deleted with its
         // session keeps no late answer.
         let answer = ending.answer.as_deref().filter(|a| !a.trim().is_empty());
@@ -250,6 +259,11 @@ pub fn end_run_as_failed(
                 runs::error_message.eq(&transition.error_message),
             ))
             .execute(conn)?;
+        crate::approval::store::close_for_run(
+            conn,
+            run_id,
+            crate::approval::store::RUN_ENDED_MESSAGE,
+        )?;
         Ok(Some(transition))
     })
 }
@@ -291,6 +305,7 @@ pub fn interrupt_orphans(conn: &mut SqliteConnection) -> Result<Vec<Transition>,
                 runs::error_message.eq(INTERRUPTED_MESSAGE),
             ))
             .execute(conn)?;
+        crate::approval::store::close_orphans(conn)?;
         Ok(transitions)
     })
 }

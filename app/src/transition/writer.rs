@@ -8,7 +8,7 @@ use super::{next_state, Reason, Transition, TransitionEvent};
 use crate::{
     db::{
         now_millis,
-        schema::{agent_processes, session_transitions, sessions},
+        schema::{agent_processes, session_transitions, sessions, unseen_ends},
     },
     error::AppError,
     session::Session,
@@ -130,6 +130,19 @@ pub fn apply_fenced(
                 ))
                 .returning(Transition::as_returning())
                 .get_result(conn)?;
+            // A run (or a terminal turn) ended by itself: "done, not seen"
+            // until the session is opened. A cancel was the person's own doing.
+            if from == SessionState::Working
+                && to != SessionState::Working
+                && *event != TransitionEvent::Cancel
+            {
+                diesel::replace_into(unseen_ends::table)
+                    .values((
+                        unseen_ends::session_id.eq(session_id),
+                        unseen_ends::ended_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
             return Ok(Applied::Changed(transition));
         }
     }
@@ -164,8 +177,8 @@ pub fn record_lifecycle(
         .get_result(conn)?)
 }
 
-/// Marks a working terminal session as waiting for the person (or no
-/// longer waiting, with `None`), recording the change in the log. Only a
+/// Marks a working session as waiting for the person (or no longer
+/// waiting, with `None`), recording the change in the log. Only a
 /// `working` session under `fence` whose attention differs is changed;
 /// returns the entry, or `None` when nothing changed.
 pub fn set_attention(
@@ -174,15 +187,38 @@ pub fn set_attention(
     attention: Option<Attention>,
     fence: RunFence<'_>,
 ) -> Result<Option<Transition>, AppError> {
+    attention_entry(conn, session_id, attention, fence, true)
+}
+
+/// [`set_attention`], recording an entry even when the attention stays
+/// the same: what the session waits for changed (one of two approval
+/// requests was answered), and pages following the log must learn it.
+pub fn record_attention(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    attention: Option<Attention>,
+    fence: RunFence<'_>,
+) -> Result<Option<Transition>, AppError> {
+    attention_entry(conn, session_id, attention, fence, false)
+}
+
+fn attention_entry(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    attention: Option<Attention>,
+    fence: RunFence<'_>,
+    only_if_changed: bool,
+) -> Result<Option<Transition>, AppError> {
     let now = now_millis();
     let differs: Box<dyn BoxableExpression<sessions::table, Sqlite, SqlType = Bool>> =
-        match attention {
-            Some(wanted) => Box::new(
+        match (only_if_changed, attention) {
+            (false, _) => Box::new(sessions::id.eq(session_id)),
+            (true, Some(wanted)) => Box::new(
                 sessions::attention
                     .is_null()
                     .or(sessions::attention.ne(wanted).assume_not_null()),
             ),
-            None => Box::new(sessions::attention.is_not_null()),
+            (true, None) => Box::new(sessions::attention.is_not_null()),
         };
     let changed: Option<i32> = diesel::update(
         sessions::table
