@@ -572,9 +572,12 @@ impl Runner {
                             Step::Withdrawn(request_id) => {
                                 if let Some(id) = asked.remove(&request_id) {
                                     self.broker.forget(&id);
-                                    let closed = approvals::close_published(
-                                        &self.db, &id, "The agent withdrew the request",
-                                    ).await;
+                                    let why = match stopped {
+                                        Some(Stop::Cancel) => "The run was cancelled before an answer",
+                                        Some(Stop::Shutdown) => "The server stopped before an answer",
+                                        None => "The agent withdrew the request",
+                                    };
+                                    let closed = approvals::close_published(&self.db, &id, why).await;
                                     if let Err(err) = closed {
                                         tracing::warn!(approval_id = %id, error = %err, "could not close a withdrawn request");
                                     }
