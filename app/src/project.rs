@@ -59,3 +59,19 @@ pub async fn add_project(path: String, name: Option<String>) -> Result<Project, 
     }
     crate::error::with_status(added)
 }
+
+/// "Approve from agentdeck" for the project's terminal Claude sessions:
+/// `enabled` is a checkbox ("on" when ticked), `wait_minutes` how long a
+/// request waits for an answer here before the terminal asks.
+#[server(prefix = "/rpc", endpoint = "set_project_approvals")]
+pub async fn set_project_approvals(
+    project_id: i32,
+    enabled: Option<String>,
+    wait_minutes: i32,
+) -> Result<Project, AppError> {
+    let enabled = enabled.is_some_and(|v| v == "on" || v == "true");
+    let wait_secs = wait_minutes.saturating_mul(60);
+    crate::error::with_status(
+        store::set_approvals(&expect_context(), project_id, enabled, wait_secs).await,
+    )
+}

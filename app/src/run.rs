@@ -114,6 +114,8 @@ pub struct SessionDetail {
     pub runs: Vec<Run>,
     /// At most [`TRANSITIONS_PER_PAGE`] state changes, oldest first.
     pub transitions: Vec<Transition>,
+    /// The session's latest approval requests, oldest first.
+    pub approvals: Vec<crate::approval::Approval>,
     /// Whether older messages exist (page back with `before` = the first id).
     pub has_earlier: bool,
     /// Whether older timeline entries exist (page back with the first seq).
@@ -141,6 +143,10 @@ pub struct Conversation {
     pub last_hook_at: Option<i64>,
     /// When the agent ended the session, if it did.
     pub ended_at: Option<i64>,
+    pub agent: crate::agent::AgentKind,
+    pub permission_mode: crate::permission::PermissionMode,
+    /// The session's latest approval requests, oldest first.
+    pub approvals: Vec<crate::approval::Approval>,
     /// Oldest first.
     pub entries: Vec<ConversationEntry>,
     /// Whether the session has messages before the first entry.
@@ -168,6 +174,7 @@ impl SessionDetail {
             self.has_earlier,
             self.seq,
         )
+        .with_approvals(self.approvals.clone())
     }
 }
 
@@ -182,10 +189,14 @@ impl Conversation {
     ) -> Self {
         let summary = |run: &Run| {
             let outcome = run.outcome.map_or("running", Outcome::as_str);
-            match run.duration_ms {
+            let mut summary = match run.duration_ms {
                 Some(ms) => format!("{outcome} · {}", format_duration(ms)),
                 None => outcome.to_owned(),
+            };
+            if let Some(tools) = &run.denied_tools {
+                summary.push_str(&format!(" · denied: {tools}"));
             }
+            summary
         };
         let entries = messages
             .iter()
@@ -207,9 +218,24 @@ impl Conversation {
             attention: session.attention,
             last_hook_at: session.last_hook_at,
             ended_at: session.ended_at,
+            agent: session.agent,
+            permission_mode: session.permission_mode,
+            approvals: Vec::new(),
             entries,
             has_earlier,
         }
+    }
+
+    /// This page with the session's approval requests.
+    pub fn with_approvals(self, approvals: Vec<crate::approval::Approval>) -> Self {
+        Self { approvals, ..self }
+    }
+
+    /// Whether a request waits for an answer.
+    pub fn has_pending_approval(&self) -> bool {
+        self.approvals
+            .iter()
+            .any(crate::approval::Approval::is_pending)
     }
 
     /// The cursor of the page before this one, if there is one.
@@ -348,6 +374,9 @@ mod tests {
             attention: None,
             last_hook_at: None,
             ended_at: None,
+            agent: crate::agent::AgentKind::Shell,
+            permission_mode: crate::permission::PermissionMode::Ask,
+            approvals: Vec::new(),
             entries: ids
                 .map(|id| ConversationEntry {
                     id,

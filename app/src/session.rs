@@ -295,8 +295,39 @@ pub async fn create_session(
     project_id: i32,
     name: String,
     agent: AgentKind,
+    permission_mode: Option<String>,
 ) -> Result<Session, AppError> {
-    crate::error::with_status(store::create(&expect_context(), project_id, &name, agent).await)
+    let created = match parse_mode(permission_mode.as_deref()) {
+        Ok(mode) => {
+            store::create_with_mode(&expect_context(), project_id, &name, agent, mode).await
+        }
+        Err(err) => Err(err),
+    };
+    crate::error::with_status(created)
+}
+
+/// A permission mode from a form field: empty means the agent's default.
+pub fn parse_mode(
+    text: Option<&str>,
+) -> Result<Option<crate::permission::PermissionMode>, AppError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|err: crate::text_enum::UnknownValue| AppError::Invalid(err.0)),
+    }
+}
+
+/// Changes the session's permission mode (only while it is not working).
+#[server(prefix = "/rpc", endpoint = "set_permission_mode")]
+pub async fn set_permission_mode(session_id: String, mode: String) -> Result<Session, AppError> {
+    let changed = match parse_mode(Some(&mode)) {
+        Ok(Some(mode)) => store::set_permission_mode(&expect_context(), &session_id, mode).await,
+        Ok(None) => Err(AppError::Invalid("choose a permission mode".into())),
+        Err(err) => Err(err),
+    };
+    crate::error::with_status(changed)
 }
 
 /// Renames a session.

@@ -4,9 +4,11 @@
 
 use app::{
     agent::AgentKind,
+    approval::{self, Answer, Approval},
     db::Db,
     error::AppError,
-    hook::{self, HookReport, Ingested, Sender},
+    hook::{self, HookReport, Sender},
+    permission::PermissionMode,
     project::{self, Project},
     run::{runner::Runner, store as runs, Before, SessionDetail},
     session::{self, Session},
@@ -44,6 +46,17 @@ pub fn router<S>(state: ApiState) -> Router<S> {
         .route("/sessions/{session_id}", get(session_detail))
         .route("/sessions/{session_id}/messages", post(send_message))
         .route("/sessions/{session_id}/cancel", post(cancel_run))
+        .route("/sessions/{session_id}/approvals", get(session_approvals))
+        .route(
+            "/sessions/{session_id}/permission-mode",
+            axum::routing::put(set_permission_mode),
+        )
+        .route("/approvals", get(pending_approvals))
+        .route(
+            "/projects/{project_id}/approvals",
+            axum::routing::put(set_project_approvals),
+        )
+        .route("/approvals/{approval_id}", post(answer_approval))
         .route("/hooks/{agent}", post(receive_hook))
         .route("/hooks", get(hook_reports))
         .with_state(state)
@@ -121,6 +134,9 @@ struct NewSession {
     name: String,
     #[serde(default)]
     agent: AgentKind,
+    /// The agent's default when absent.
+    #[serde(default)]
+    permission_mode: Option<PermissionMode>,
 }
 
 async fn create_session(
@@ -129,8 +145,14 @@ async fn create_session(
     body: Result<Json<NewSession>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
     let Json(new) = body?;
-    let created =
-        session::store::create(&api.db, project_id(&raw_id)?, &new.name, new.agent).await?;
+    let created = session::store::create_with_mode(
+        &api.db,
+        project_id(&raw_id)?,
+        &new.name,
+        new.agent,
+        new.permission_mode,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -192,7 +214,7 @@ async fn receive_hook(
     Path(agent): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Ingested>)> {
+) -> ApiResult<Response> {
     let agent = match agent.parse::<AgentKind>() {
         Ok(agent @ (AgentKind::Claude | AgentKind::Codex)) => agent,
         _ => {
@@ -204,13 +226,67 @@ async fn receive_hook(
     };
     let body = body.map_err(|rejection| ApiError(rejection.status(), rejection.body_text()))?;
     let report = hook::parse(agent, &body).map_err(|err| AppError::Invalid(err.to_string()))?;
+    let asks = agent == AgentKind::Claude && report.event == "PermissionRequest";
     let ingested = hook::store::ingest(&api.db, report, sender(&headers)?).await?;
     let status = if ingested.outcome.reached_a_session() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(ingested)))
+    if let (true, Some(session_id)) = (asks, ingested.session_id.clone()) {
+        if let Some(decision) = dashboard_decision(&api, session_id, &body).await? {
+            return Ok((StatusCode::OK, Json(decision)).into_response());
+        }
+    }
+    Ok((status, Json(ingested)).into_response())
+}
+
+/// A terminal's `PermissionRequest`, answered from the dashboard when the
+/// project lets it: the hook's decision, or `None` (the terminal asks).
+async fn dashboard_decision(
+    api: &ApiState,
+    session_id: String,
+    body: &[u8],
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let id = session_id.clone();
+    let Some(wait) = api
+        .db
+        .run(move |conn| approval::store::terminal_wait(conn, &id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let event: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = |key: &str| event.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let new = approval::store::NewApproval {
+        session_id,
+        run_id: None,
+        request_id: uuid_like(),
+        tool: text("tool_name").unwrap_or_else(|| "a tool".to_owned()),
+        input: event
+            .get("tool_input")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({})),
+        reason: None,
+        suggestions: event.get("permission_suggestions").cloned(),
+    };
+    let answered =
+        approval::store::await_terminal_answer(&api.db, api.runner.broker(), new, wait).await?;
+    Ok(answered.map(|approval| {
+        serde_json::json!({
+            "hookSpecificOutput": {
+                "hookEventName": "PermissionRequest",
+                "decision": approval::store::agent_decision(&approval),
+            }
+        })
+    }))
+}
+
+/// An id for a request that came without one (hooks carry none).
+fn uuid_like() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).unwrap_or_default();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The agent process `agentdeck hook` found, from its headers.
@@ -240,4 +316,88 @@ fn sender(headers: &HeaderMap) -> Result<Sender, ApiError> {
 /// The last hook each agent sent (`GET /api/hooks`).
 async fn hook_reports(State(api): State<ApiState>) -> ApiResult<Json<Vec<HookReport>>> {
     Ok(Json(hook::store::reports(&api.db).await?))
+}
+
+/// A session's latest approval requests (pending and answered), oldest first.
+async fn session_approvals(
+    State(api): State<ApiState>,
+    Path(session_id): Path<String>,
+) -> ApiResult<Json<Vec<Approval>>> {
+    let approvals = api
+        .db
+        .run(move |conn| {
+            session::store::find(conn, &session_id)?;
+            approval::store::for_session(conn, &session_id)
+        })
+        .await?;
+    Ok(Json(approvals))
+}
+
+/// Every request waiting for an answer, across sessions, oldest first.
+async fn pending_approvals(State(api): State<ApiState>) -> ApiResult<Json<Vec<Approval>>> {
+    Ok(Json(api.db.run(approval::store::pending).await?))
+}
+
+/// Answers a request: `{"decision": "allow", "always": false}` or
+/// `{"decision": "deny", "message": "why"}`. 409 once it is answered.
+async fn answer_approval(
+    State(api): State<ApiState>,
+    Path(approval_id): Path<String>,
+    body: Result<Json<Answer>, JsonRejection>,
+) -> ApiResult<Json<Approval>> {
+    let Json(answer) = body?;
+    let broker = api.runner.broker();
+    Ok(Json(
+        approval::store::answer(&api.db, broker, &approval_id, answer).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeChange {
+    mode: PermissionMode,
+}
+
+/// Changes a session's permission mode; 409 while it is working.
+async fn set_permission_mode(
+    State(api): State<ApiState>,
+    Path(session_id): Path<String>,
+    body: Result<Json<ModeChange>, JsonRejection>,
+) -> ApiResult<Json<Session>> {
+    let Json(change) = body?;
+    Ok(Json(
+        session::store::set_permission_mode(&api.db, &session_id, change.mode).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectApprovals {
+    /// Whether terminal sessions wait for an answer from the dashboard.
+    enabled: bool,
+    /// How long they wait (10 to 3600 s; 600 when absent).
+    #[serde(default = "default_wait_secs")]
+    wait_secs: i32,
+}
+
+fn default_wait_secs() -> i32 {
+    600
+}
+
+/// "Approve from agentdeck" for a project's terminal Claude sessions.
+async fn set_project_approvals(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+    body: Result<Json<ProjectApprovals>, JsonRejection>,
+) -> ApiResult<Json<Project>> {
+    let Json(change) = body?;
+    Ok(Json(
+        project::store::set_approvals(
+            &api.db,
+            project_id(&raw_id)?,
+            change.enabled,
+            change.wait_secs,
+        )
+        .await?,
+    ))
 }

@@ -45,6 +45,7 @@ pub fn router(
         move || {
             provide_context(db.clone());
             provide_context(Arc::clone(&runner));
+            provide_context(Arc::clone(runner.broker()));
             provide_context(Arc::clone(&syncer));
             provide_context(crate::hooks::installation_probe());
             access::provide_request_context();

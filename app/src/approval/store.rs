@@ -181,17 +181,29 @@ fn after_change(
 /// Closes one pending request without an answer (the agent withdrew it,
 /// the terminal answered, no answer came in time). `None` if it was not
 /// pending any more.
+/// With `keep_attention`, the session still needs the person (a terminal
+/// asks instead).
 pub fn close(
     conn: &mut SqliteConnection,
     approval_id: &str,
     message: &str,
+    keep_attention: bool,
 ) -> Result<Option<(Approval, Option<Transition>)>, AppError> {
     conn.immediate_transaction(|conn| {
         let closed = close_where(conn, Box::new(approvals::id.eq(approval_id)), message)?;
         let Some(approval) = closed.into_iter().next() else {
             return Ok(None);
         };
-        let entry = after_change(conn, &approval)?;
+        let entry = if keep_attention {
+            writer::record_attention(
+                conn,
+                &approval.session_id,
+                Some(Attention::Approval),
+                fence(approval.run_id.as_deref()),
+            )?
+        } else {
+            after_change(conn, &approval)?
+        };
         Ok(Some((approval, entry)))
     })
 }
@@ -408,13 +420,98 @@ pub async fn close_published(
     db: &Db,
     approval_id: &str,
     message: &str,
+    keep_attention: bool,
 ) -> Result<Option<Approval>, AppError> {
     let (id, message) = (approval_id.to_owned(), message.to_owned());
     db.write(move |conn| {
-        Ok(match close(conn, &id, &message)? {
+        Ok(match close(conn, &id, &message, keep_attention)? {
             Some((approval, entry)) => (Some(approval), published(entry)),
             None => (None, Vec::new()),
         })
     })
     .await
+}
+
+/// How long a terminal session's `PermissionRequest` waits for the
+/// dashboard, if its project lets the dashboard answer (and no run of
+/// ours is in the session).
+pub fn terminal_wait(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+) -> Result<Option<std::time::Duration>, AppError> {
+    use crate::db::schema::{projects, sessions};
+    let setting: Option<(bool, i32)> = sessions::table
+        .inner_join(projects::table)
+        .filter(sessions::id.eq(session_id))
+        .filter(sessions::current_run_id.is_null())
+        .select((
+            projects::approve_from_dashboard,
+            projects::approval_wait_secs,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(setting
+        .filter(|(on, _)| *on)
+        .map(|(_, secs)| std::time::Duration::from_secs(secs.max(1).unsigned_abs().into())))
+}
+
+/// A terminal session's request, waiting for an answer from the
+/// dashboard for up to `wait`. The answer, or `None` when none came (the
+/// request is then closed and the terminal asks as usual). If the hook
+/// goes away first (the terminal answered), the request is closed.
+pub async fn await_terminal_answer(
+    db: &Db,
+    broker: &Arc<Broker>,
+    new: NewApproval,
+    wait: std::time::Duration,
+) -> Result<Option<Approval>, AppError> {
+    let Some(approval) = open_published(db, new).await? else {
+        return Ok(None);
+    };
+    let (to, mut answered) = mpsc::unbounded_channel();
+    broker.wait_for(&approval.id, to);
+    let mut guard = CloseOnDrop {
+        db: db.clone(),
+        broker: Arc::clone(broker),
+        approval_id: Some(approval.id.clone()),
+    };
+    match tokio::time::timeout(wait, answered.recv()).await {
+        Ok(Some(answer)) => {
+            guard.approval_id = None;
+            Ok(Some(answer))
+        }
+        _ => {
+            guard.approval_id = None;
+            broker.forget(&approval.id);
+            let message = format!(
+                "No answer in agentdeck within {} s: the terminal asks",
+                wait.as_secs()
+            );
+            close_published(db, &approval.id, &message, true).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Closes a terminal's request whose hook went away unanswered.
+struct CloseOnDrop {
+    db: Db,
+    broker: Arc<Broker>,
+    approval_id: Option<String>,
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.approval_id.take() else {
+            return;
+        };
+        self.broker.forget(&id);
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let closed = close_published(&db, &id, "Answered in the terminal", false).await;
+            if let Err(err) = closed {
+                tracing::warn!(approval_id = %id, error = %err, "could not close a request the terminal answered");
+            }
+        });
+    }
 }

@@ -129,6 +129,16 @@ fn apply(
                 Applied::Refused { .. } | Applied::NotFound => Ok(false),
             }
         };
+    // The agent moved on: whatever it asked was answered in the terminal.
+    if !matches!(report.effect, Effect::NeedsYou(_) | Effect::Nothing) {
+        let closed =
+            crate::approval::store::close_terminal_requests(conn, id, "Answered in the terminal")?;
+        if !closed.is_empty() {
+            if let Some(change) = writer::record_attention(conn, id, None, RunFence::Terminal)? {
+                events.push(LiveEvent::change(change));
+            }
+        }
+    }
     match &report.effect {
         Effect::Started { fresh } => {
             set_ended(conn, id, None)?;

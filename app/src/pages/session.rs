@@ -10,15 +10,19 @@ use super::{
     ErrorPage, NotFound,
 };
 use crate::{
+    agent::AgentKind,
+    approval::{AnswerApproval, Approval},
     components::{
         attention_marker, form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge,
     },
     live::{notify_run_end, use_live, LiveEvent, OutputBacklog, Scope},
+    permission::PermissionMode,
     run::format_duration,
     run::{
         load_session_detail, CancelRun, Conversation, ConversationEntry, LoadConversation,
         LoadTimeline, Role, SendMessage, TimelinePage,
     },
+    session::SetPermissionMode,
     session_state::SessionState,
     transition::{Reason, Transition},
 };
@@ -123,7 +127,15 @@ fn SessionConsole(
     let reload = ServerCall::new();
     let earlier = ServerCall::new();
     let earlier_timeline = ServerCall::new();
+    let answer = ServerCall::new();
+    let set_mode = ServerCall::new();
     let now = clock();
+
+    Effect::new(move || {
+        if let Some(session) = set_mode.answer::<crate::session::Session>() {
+            conversation.update(|c| c.permission_mode = session.permission_mode);
+        }
+    });
 
     Effect::new(move || {
         if let Some(fresh) = reload.answer::<Conversation>() {
@@ -168,9 +180,16 @@ fn SessionConsole(
                     if change.seq > c.seq {
                         c.seq = change.seq;
                         c.attention = change.attention;
-                        c.last_hook_at = Some(change.at);
+                        if c.last_hook_at.is_some() {
+                            c.last_hook_at = Some(change.at);
+                        }
                     }
                 });
+                // A request was opened, answered or closed: reload them.
+                let before = before.map(|id| id.to_string());
+                let mut fields = vec![("session_id", id.as_str())];
+                fields.extend(before.as_deref().map(|b| ("before", b)));
+                reload.call(LoadConversation::PATH, &fields);
             }
             LiveEvent::Change { change, .. } if change.reason.is_state_change() => {
                 if change.reason == Reason::Sent {
@@ -207,7 +226,8 @@ fn SessionConsole(
     });
 
     let state = move || conversation.with(|c| c.state);
-    let (cancel_id, send_id, earlier_id, timeline_id) = (
+    let (cancel_id, send_id, earlier_id, timeline_id, mode_id) = (
+        session_id.clone(),
         session_id.clone(),
         session_id.clone(),
         session_id.clone(),
@@ -262,6 +282,16 @@ fn SessionConsole(
                 }}
                 {form_error(move || cancel.error())}
             </section>
+            {move || {
+                let approvals = conversation.with(|c| c.approvals.clone());
+                approvals_view(approvals, can_write, answer)
+            }}
+            {form_error(move || answer.error())}
+            {move || {
+                let (agent, mode) = conversation.with(|c| (c.agent, c.permission_mode));
+                let working = state() == SessionState::Working;
+                mode_view(agent, mode, can_write, working, set_mode, mode_id.clone())
+            }}
             <Show when=move || state() == SessionState::Working && output.with(|o| !o.lines.is_empty())>
                 <pre class="live-output" aria-label="Live output">{move || output.with(|o| o.lines.join("\n"))}</pre>
             </Show>
@@ -334,6 +364,135 @@ fn SessionConsole(
             </section>
         </div>
     }
+}
+
+/// The session's approval requests: each pending one with Allow / Deny
+/// (and "Allow always" where the agent suggests a rule), the answered
+/// ones with their outcome.
+fn approvals_view(approvals: Vec<Approval>, can_write: bool, answer: ServerCall) -> impl IntoView {
+    if approvals.is_empty() {
+        return None;
+    }
+    let pending = approvals.iter().any(Approval::is_pending);
+    let items = approvals
+        .into_iter()
+        .rev()
+        .map(|approval| {
+            let status = approval.status.as_str();
+            let actions = (can_write && approval.is_pending()).then(|| {
+                let decide = |decision: &'static str, label: &'static str, class: &'static str| {
+                    let id = approval.id.clone();
+                    view! {
+                        <form method="post" action=AnswerApproval::PATH on:submit=move |event| answer.submit(event)>
+                            <input type="hidden" name="approval_id" value=id />
+                            <input type="hidden" name="decision" value=decision />
+                            <button type="submit" class=class disabled=move || answer.pending()>{label}</button>
+                        </form>
+                    }
+                };
+                let always = approval
+                    .can_allow_always()
+                    .then(|| decide("allow_always", "Allow always for this session", "secondary"));
+                let id = approval.id.clone();
+                view! {
+                    <div class="approval-actions">
+                        {decide("allow", "Allow", "primary")}
+                        {always}
+                        <form class="deny-form" method="post" action=AnswerApproval::PATH on:submit=move |event| answer.submit(event)>
+                            <input type="hidden" name="approval_id" value=id />
+                            <input type="hidden" name="decision" value="deny" />
+                            <input type="text" name="message" maxlength="2000" aria-label="Reason for denying (optional)" placeholder="Reason for denying (optional)" />
+                            <button type="submit" class="danger" disabled=move || answer.pending()>"Deny"</button>
+                        </form>
+                    </div>
+                }
+            });
+            let outcome = (!approval.is_pending())
+                .then(|| view! { <span class="approval-outcome">{approval.outcome()}</span> });
+            view! {
+                <li class="approval" data-status=status>
+                    <p class="approval-what">
+                        <span class="approval-tool">{approval.tool.clone()}</span>
+                        " "
+                        <code>{approval.summary.clone()}</code>
+                    </p>
+                    {approval.detail.clone().map(|detail| view! { <pre class="approval-detail">{detail}</pre> })}
+                    {approval.reason.clone().map(|reason| view! { <p class="muted">{reason}</p> })}
+                    {outcome}
+                    {actions}
+                </li>
+            }
+        })
+        .collect_view();
+    let heading = if pending {
+        "Needs your approval"
+    } else {
+        "Approval requests"
+    };
+    Some(view! {
+        <section class="approvals card" aria-label="Approval requests">
+            <h2>{heading}</h2>
+            <ul class="approval-list">{items}</ul>
+        </section>
+    })
+}
+
+/// The session's permission mode, and (while it is not working) the form
+/// that changes it. The shell has none.
+fn mode_view(
+    agent: AgentKind,
+    mode: PermissionMode,
+    can_write: bool,
+    working: bool,
+    set_mode: ServerCall,
+    session_id: String,
+) -> impl IntoView {
+    let choices = PermissionMode::choices(agent);
+    if choices.is_empty() {
+        return None;
+    }
+    let warning = mode
+        .warning()
+        .map(|text| view! { <p class="mode-warning" role="note">{text}</p> });
+    if !can_write {
+        return Some(
+            view! {
+                <section class="mode card" aria-label="Permission mode">
+                    <p>"Permission mode: " <strong>{mode.label()}</strong></p>
+                    {warning}
+                </section>
+            }
+            .into_any(),
+        );
+    }
+    let options = choices
+        .iter()
+        .map(|choice| {
+            let label = match choice.warning() {
+                Some(_) => format!("{} (no approvals)", choice.label()),
+                None => choice.label().to_owned(),
+            };
+            view! { <option value=choice.as_str() selected=*choice == mode>{label}</option> }
+        })
+        .collect_view();
+    Some(
+        view! {
+            <section class="mode card" aria-label="Permission mode">
+                <form method="post" action=SetPermissionMode::PATH on:submit=move |event| set_mode.submit(event)>
+                    <input type="hidden" name="session_id" value=session_id />
+                    <label for="permission-mode">"Permission mode"</label>
+                    " "
+                    <select id="permission-mode" name="mode" disabled=working>{options}</select>
+                    " "
+                    <button type="submit" disabled=move || working || set_mode.pending()>"Change mode"</button>
+                    {working.then(|| view! { <span class="muted">" Changeable once the run ends."</span> })}
+                </form>
+                {warning}
+                {form_error(move || set_mode.error())}
+            </section>
+        }
+        .into_any(),
+    )
 }
 
 /// A "Show earlier" link: without JavaScript a plain link to the page with
@@ -432,6 +591,9 @@ mod tests {
             attention: None,
             last_hook_at: None,
             ended_at: None,
+            agent: AgentKind::Claude,
+            permission_mode: PermissionMode::Ask,
+            approvals: Vec::new(),
             entries: vec![ConversationEntry {
                 id: 42,
                 role: Role::User,

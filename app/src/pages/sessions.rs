@@ -4,13 +4,15 @@
 
 use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
-    agent::{agent_choices, AgentChoice},
+    agent::{agent_choices, AgentChoice, AgentKind},
     components::{
         attention_marker, coarse, form_error, since_label, LiveIndicator, NotifyToggle, ServerCall,
         SessionStateBadge,
     },
     error::AppError,
     live::{notify_run_end, use_live, LiveEvent, Scope},
+    permission::PermissionMode,
+    project::{Project, SetProjectApprovals},
     session::{
         project_sessions, CreateSession, DeleteSession, ProjectSessions, ProjectWithSessions,
         RenameSession, Session, StateCounts,
@@ -60,6 +62,7 @@ pub fn SessionsPage() -> impl IntoView {
                                 <p class="project-path">
                                     <code>{project.path.clone()}</code>
                                 </p>
+                                {terminal_approvals(&project, can_write)}
                                 <SessionsPanel
                                     project_id=project.id
                                     project_name=project.name
@@ -78,6 +81,43 @@ pub fn SessionsPage() -> impl IntoView {
                 })
             }}
         </Suspense>
+    }
+}
+
+/// "Approve from agentdeck": whether the project's terminal Claude sessions
+/// wait for an answer from here when they ask for approval, and how long.
+/// Rendered on the server: a plain form that posts and comes back.
+fn terminal_approvals(project: &Project, can_write: bool) -> impl IntoView {
+    let minutes = (project.approval_wait_secs / 60).max(1);
+    let state = if project.approve_from_dashboard {
+        format!("Terminal sessions wait up to {minutes} min for an answer here.")
+    } else {
+        "Terminal sessions ask in the terminal.".to_owned()
+    };
+    view! {
+        <details class="card terminal-approvals">
+            <summary>"Approvals from the terminal: " {state}</summary>
+            {can_write.then(|| view! {
+                <form method="post" action=SetProjectApprovals::PATH>
+                    <input type="hidden" name="project_id" value=project.id />
+                    <label>
+                        <input type="checkbox" name="enabled" checked=project.approve_from_dashboard />
+                        " Approve from agentdeck"
+                    </label>
+                    " "
+                    <label>
+                        "Wait up to "
+                        <input type="number" name="wait_minutes" min="1" max="60" value=minutes aria-label="Minutes to wait" />
+                        " minutes"
+                    </label>
+                    " "
+                    <button type="submit">"Save"</button>
+                    <p class="muted">
+                        "A terminal Claude session's approval prompt then waits for Allow or Deny on its page;                          with no answer in time, the terminal asks as usual."
+                    </p>
+                </form>
+            })}
+        </details>
     }
 }
 
@@ -284,6 +324,23 @@ fn SessionsPanel(
                                                     {label}
                                                 </option>
                                             }
+                                        })
+                                        .collect_view()}
+                                </select>
+                            </div>
+                            <div class="field">
+                                <label for="new-session-mode">"Permission mode"</label>
+                                <select id="new-session-mode" name="permission_mode">
+                                    <option value="">"The agent's default"</option>
+                                    {[AgentKind::Claude, AgentKind::Codex]
+                                        .into_iter()
+                                        .map(|agent| view! {
+                                            <optgroup label=agent.label()>
+                                                {PermissionMode::choices(agent)
+                                                    .iter()
+                                                    .map(|mode| view! { <option value=mode.as_str()>{mode.label()}</option> })
+                                                    .collect_view()}
+                                            </optgroup>
                                         })
                                         .collect_view()}
                                 </select>

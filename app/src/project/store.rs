@@ -126,3 +126,36 @@ fn expand_home(raw: &str) -> PathBuf {
         _ => Path::new(raw).to_owned(),
     }
 }
+
+/// Bounds of how long a terminal's approval request waits for the dashboard.
+pub const APPROVAL_WAIT_SECS: std::ops::RangeInclusive<i32> = 10..=3600;
+
+/// Lets the dashboard answer the approval requests of the project's
+/// terminal Claude sessions (`enabled`), waiting up to `wait_secs` for an
+/// answer before the terminal asks instead.
+pub async fn set_approvals(
+    db: &Db,
+    id: i32,
+    enabled: bool,
+    wait_secs: i32,
+) -> Result<Project, AppError> {
+    if !APPROVAL_WAIT_SECS.contains(&wait_secs) {
+        return Err(AppError::Invalid(format!(
+            "The wait must be between {} seconds and {} minutes, not {wait_secs} seconds",
+            APPROVAL_WAIT_SECS.start(),
+            APPROVAL_WAIT_SECS.end() / 60
+        )));
+    }
+    db.run(move |conn| {
+        diesel::update(projects::table.find(id))
+            .set((
+                projects::approve_from_dashboard.eq(enabled),
+                projects::approval_wait_secs.eq(wait_secs),
+            ))
+            .returning(Project::as_returning())
+            .get_result(conn)
+            .optional()?
+            .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))
+    })
+    .await
+}

@@ -577,7 +577,7 @@ impl Runner {
                                         Some(Stop::Shutdown) => "The server stopped before an answer",
                                         None => "The agent withdrew the request",
                                     };
-                                    let closed = approvals::close_published(&self.db, &id, why).await;
+                                    let closed = approvals::close_published(&self.db, &id, why, false).await;
                                     if let Err(err) = closed {
                                         tracing::warn!(approval_id = %id, error = %err, "could not close a withdrawn request");
                                     }

@@ -345,12 +345,14 @@ pub async fn history(db: &Db, session_id: &str, before: Before) -> Result<Sessio
                 let (transitions, has_earlier_transitions) =
                     transitions_page(conn, &id, before.transition)?;
                 let seq = writer::high_water(conn)?;
+                let approvals = crate::approval::store::for_session(conn, &id)?;
                 Ok::<_, AppError>(SessionDetail {
                     project,
                     session,
                     messages,
                     runs,
                     transitions,
+                    approvals,
                     has_earlier,
                     has_earlier_transitions,
                     seq,
@@ -378,13 +380,11 @@ pub async fn conversation(
             let session = find_session(conn, &id)?;
             let (messages, runs, has_earlier) = messages_page(conn, &id, before)?;
             let seq = writer::high_water(conn)?;
-            Ok(Conversation::new(
-                &session,
-                &messages,
-                &runs,
-                has_earlier,
-                seq,
-            ))
+            let approvals = crate::approval::store::for_session(conn, &id)?;
+            Ok(
+                Conversation::new(&session, &messages, &runs, has_earlier, seq)
+                    .with_approvals(approvals),
+            )
         })
     })
     .await

@@ -11,6 +11,7 @@ use crate::{
     },
     error::AppError,
     live::LiveEvent,
+    permission::PermissionMode,
     project::{
         store::{find as find_project, validate_name},
         Project,
@@ -181,16 +182,90 @@ pub async fn create(
     name: &str,
     agent: AgentKind,
 ) -> Result<Session, AppError> {
+    create_with_mode(db, project_id, name, agent, None).await
+}
+
+/// [`create`] in permission `mode` (the agent's default when `None`).
+pub async fn create_with_mode(
+    db: &Db,
+    project_id: i32,
+    name: &str,
+    agent: AgentKind,
+    mode: Option<PermissionMode>,
+) -> Result<Session, AppError> {
     let name = validate_name(name, "Session name")?;
+    let mode = match mode {
+        Some(mode) => fitting_mode(mode, agent)?,
+        None => PermissionMode::default_for(agent),
+    };
     db.write(move |conn| {
         conn.immediate_transaction(|conn| {
             find_project(conn, project_id)?;
-            let session = Session::new(project_id, name, agent, now_millis());
+            let session = Session {
+                permission_mode: mode,
+                ..Session::new(project_id, name, agent, now_millis())
+            };
             diesel::insert_into(sessions::table)
                 .values(&session)
                 .execute(conn)?;
             let change = record_lifecycle(conn, &session, Reason::Created)?;
             Ok((session.clone(), vec![LiveEvent::lifecycle(change, session)]))
+        })
+    })
+    .await
+}
+
+/// `mode`, if `agent` has it; else a clear 422 naming the modes it has.
+fn fitting_mode(mode: PermissionMode, agent: AgentKind) -> Result<PermissionMode, AppError> {
+    if mode.fits(agent) {
+        return Ok(mode);
+    }
+    let choices = PermissionMode::choices(agent);
+    Err(AppError::Invalid(if choices.is_empty() {
+        format!("{} sessions have no permission modes", agent.label())
+    } else {
+        format!(
+            "{} has no permission mode {mode}: choose one of {}",
+            agent.label(),
+            choices
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }))
+}
+
+/// Changes a session's permission mode: only while it is not working
+/// (a run keeps the mode it started with), 409 otherwise.
+pub async fn set_permission_mode(
+    db: &Db,
+    session_id: &str,
+    mode: PermissionMode,
+) -> Result<Session, AppError> {
+    let id = session_id.to_owned();
+    db.write(move |conn| {
+        conn.immediate_transaction(|conn| {
+            let session = find(conn, &id)?;
+            let mode = fitting_mode(mode, session.agent)?;
+            let changed = diesel::update(
+                sessions::table
+                    .find(&id)
+                    .filter(sessions::state.ne(SessionState::Working)),
+            )
+            .set((
+                sessions::permission_mode.eq(mode),
+                sessions::updated_at.eq(now_millis()),
+            ))
+            .returning(Session::as_returning())
+            .get_result(conn)
+            .optional()?;
+            let session = changed.ok_or_else(|| {
+                AppError::Conflict(
+                    "the session is working: change its permission mode once the run ends".into(),
+                )
+            })?;
+            Ok((session, Vec::new()))
         })
     })
     .await

@@ -5,8 +5,11 @@
 //! server's `/api/hooks/<agent>`.
 //!
 //! The agent waits for its hooks, so this never gets in the way: it exits 0
-//! within [`DEADLINE`] whatever happens (server down, bad input) and never
-//! writes to stdout, which Claude Code reads as the hook's decision.
+//! within [`DEADLINE`] whatever happens (server down, bad input). It writes
+//! to stdout, which Claude Code reads as the hook's decision, only the
+//! decision the server answers a `PermissionRequest` with when the project
+//! lets the dashboard approve; that request may wait up to
+//! [`APPROVAL_DEADLINE`] (the server's own bound per project is shorter).
 
 use crate::access::TokenStore;
 use app::{
@@ -23,6 +26,10 @@ use tokio::io::AsyncReadExt;
 /// How long the whole hook may take, reading included.
 pub const DEADLINE: Duration = Duration::from_secs(2);
 
+/// How long a `PermissionRequest` may wait for a decision from the
+/// dashboard (each project sets its own bound, at most this).
+pub const APPROVAL_DEADLINE: Duration = Duration::from_secs(3600);
+
 /// The file the server writes its URL to at start, in the data directory:
 /// the hook's default target.
 pub const URL_FILE: &str = "server-url";
@@ -38,22 +45,50 @@ pub struct Forward<'a> {
 }
 
 /// Forwards one hook; problems go to stderr, one line, and never fail the agent.
-pub async fn run(forward: Forward<'_>) {
-    match tokio::time::timeout(DEADLINE, send(forward)).await {
-        Ok(Ok(())) => {}
+pub async fn run(mut forward: Forward<'_>) {
+    let started = tokio::time::Instant::now();
+    let body = match forward.argument.take() {
+        Some(argument) => Ok(argument.into_bytes()),
+        None => match tokio::time::timeout(DEADLINE, read_stdin()).await {
+            Ok(read) => read,
+            Err(_) => Err("stdin did not close in time".to_owned()),
+        },
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(problem) => return eprintln!("agentdeck hook: {problem}"),
+    };
+    let deadline = if asks_for_approval(forward.agent, &body) {
+        APPROVAL_DEADLINE
+    } else {
+        DEADLINE
+    };
+    let left = deadline.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, send(forward, body)).await {
+        Ok(Ok(Some(decision))) => println!("{decision}"),
+        Ok(Ok(None)) => {}
         Ok(Err(problem)) => eprintln!("agentdeck hook: {problem}"),
         Err(_) => eprintln!(
             "agentdeck hook: gave up after {} s (is the server busy?)",
-            DEADLINE.as_secs()
+            deadline.as_secs()
         ),
     }
 }
 
-async fn send(forward: Forward<'_>) -> Result<(), String> {
-    let body = match forward.argument {
-        Some(argument) => argument.into_bytes(),
-        None => read_stdin().await?,
-    };
+/// Whether the hook is Claude's `PermissionRequest`, which the dashboard may answer.
+fn asks_for_approval(agent: AgentKind, body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(borrow)]
+        hook_event_name: Option<&'a str>,
+    }
+    agent == AgentKind::Claude
+        && serde_json::from_slice::<Event>(body)
+            .is_ok_and(|event| event.hook_event_name == Some("PermissionRequest"))
+}
+
+/// Sends the hook; the decision to print, if the server made one.
+async fn send(forward: Forward<'_>, body: Vec<u8>) -> Result<Option<String>, String> {
     let base = forward
         .url
         .filter(|u| !u.trim().is_empty())
@@ -96,15 +131,17 @@ async fn send(forward: Forward<'_>) -> Result<(), String> {
         .await
         .map_err(|err| format!("cannot send the hook to {base}: {err}"))?;
     let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
     let body = response
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    if status.is_success() {
+        let decided = serde_json::from_slice::<serde_json::Value>(&body)
+            .is_ok_and(|answer| answer.get("hookSpecificOutput").is_some());
+        return Ok(decided.then(|| String::from_utf8_lossy(&body).into_owned()));
+    }
     Err(format!(
         "{base} answered {status}: {}",
         String::from_utf8_lossy(&body[..body.len().min(500)])
