@@ -78,7 +78,6 @@ pub fn notify_run_end(session_name: &str, change: &Transition) {
         use web_sys::{Notification, NotificationOptions, NotificationPermission};
         if Notification::permission() == NotificationPermission::Granted {
             let options = NotificationOptions::new();
-            options.set_tag(&change.seq.to_string());
             let body = match change.reason {
                 Reason::Attention => "The agent is waiting for you.",
                 _ => change
@@ -87,7 +86,22 @@ pub fn notify_run_end(session_name: &str, change: &Transition) {
                     .unwrap_or("The run succeeded."),
             };
             options.set_body(body);
-            let _ = Notification::new_with_options(&title, &options);
+            // One notification per session and kind; a click opens the session.
+            options.set_tag(&format!("{}:{}", change.session_id, change.reason));
+            if let Ok(notification) = Notification::new_with_options(&title, &options) {
+                let url = format!(
+                    "/projects/{}/sessions/{}",
+                    change.project_id, change.session_id
+                );
+                let open = wasm_bindgen::closure::Closure::once_into_js(move || {
+                    if let Some(window) = web_sys::window() {
+                        let _ = window.focus();
+                        let _ = window.location().assign(&url);
+                    }
+                });
+                use wasm_bindgen::JsCast;
+                notification.set_onclick(Some(open.unchecked_ref()));
+            }
         }
     }
     #[cfg(not(feature = "hydrate"))]

@@ -117,6 +117,8 @@ pub struct ProjectWithSessions {
     /// The change-log position this snapshot is consistent with: a live
     /// view follows from here.
     pub seq: i32,
+    /// Sessions whose run ended since they were last opened ("done, not seen").
+    pub unseen: Vec<String>,
 }
 
 /// Sessions per state, and how many wait for the person.
@@ -341,4 +343,10 @@ pub async fn rename_session(session_id: String, name: String) -> Result<Session,
 pub async fn delete_session(session_id: String) -> Result<String, AppError> {
     let runner = expect_context::<std::sync::Arc<crate::run::runner::Runner>>();
     crate::error::with_status(runner.delete(&session_id).await)
+}
+
+/// Marks the session as seen: its "done, not seen" marker goes.
+#[server(prefix = "/rpc", endpoint = "mark_seen")]
+pub async fn mark_seen(session_id: String) -> Result<(), AppError> {
+    crate::error::with_status(store::mark_seen(&expect_context(), &session_id).await)
 }

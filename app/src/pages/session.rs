@@ -22,7 +22,7 @@ use crate::{
         load_session_detail, CancelRun, Conversation, ConversationEntry, LoadConversation,
         LoadTimeline, Role, SendMessage, TimelinePage,
     },
-    session::SetPermissionMode,
+    session::{MarkSeen, SetPermissionMode},
     session_state::SessionState,
     transition::{Reason, Transition},
 };
@@ -51,7 +51,15 @@ pub fn SessionPage() -> impl IntoView {
             {move || {
                 let session_id = session_id.clone();
                 Suspend::new(async move {
-                    match load_session_detail(session_id, before, transitions_before).await {
+                    let detail = load_session_detail(session_id.clone(), before, transitions_before).await;
+                    // Opening the session is seeing how its last run ended.
+                    #[cfg(feature = "ssr")]
+                    if detail.is_ok() {
+                        if let Some(db) = use_context::<crate::db::Db>() {
+                            let _ = crate::session::store::mark_seen(&db, &session_id).await;
+                        }
+                    }
+                    match detail {
                         Ok(detail) if Some(detail.project.id) == project_id => {
                             view! {
                                 <Title text=format!("{} · agentdeck", detail.session.name) />
@@ -129,8 +137,18 @@ fn SessionConsole(
     let earlier_timeline = ServerCall::new();
     let answer = ServerCall::new();
     let set_mode = ServerCall::new();
+    let seen = ServerCall::new();
     let now = clock();
 
+    // The tab says when the session waits for the person.
+    let title_name = session_name.clone();
+    Effect::new(move || {
+        let prefix = match conversation.with(|c| c.attention) {
+            Some(_) => "(needs you) ",
+            None => "",
+        };
+        document().set_title(&format!("{prefix}{title_name} · agentdeck"));
+    });
     Effect::new(move || {
         if let Some(session) = set_mode.answer::<crate::session::Session>() {
             conversation.update(|c| c.permission_mode = session.permission_mode);
@@ -196,6 +214,10 @@ fn SessionConsole(
                     output.set(OutputBacklog::default());
                 }
                 notify_run_end(&session_name, &change);
+                // Watched ending here: no "done, not seen" marker for it.
+                if can_write && change.from_state == SessionState::Working {
+                    seen.call(MarkSeen::PATH, &[("session_id", id.as_str())]);
+                }
                 conversation.update(|c| {
                     // A snapshot newer than this change already shows it.
                     if change.seq > c.seq {

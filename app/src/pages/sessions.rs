@@ -50,7 +50,7 @@ pub fn SessionsPage() -> impl IntoView {
                     };
                     let (page, agents) = (project_sessions(project_id, filter).await, agent_choices().await);
                     match page.and_then(|page| agents.map(|agents| (page, agents))) {
-                        Ok((ProjectWithSessions { project, sessions, counts, seq }, agents)) => {
+                        Ok((ProjectWithSessions { project, sessions, counts, seq, unseen }, agents)) => {
                             view! {
                                 <Title text=format!("{}{} · agentdeck", counts.title_prefix(), project.name) />
                                 <nav class="breadcrumb" aria-label="Breadcrumb">
@@ -72,6 +72,7 @@ pub fn SessionsPage() -> impl IntoView {
                                     seq
                                     filter
                                     can_write
+                                    unseen
                                 />
                             }
                                 .into_any()
@@ -135,8 +136,10 @@ fn SessionsPanel(
     seq: i32,
     filter: Option<SessionState>,
     can_write: bool,
+    unseen: Vec<String>,
 ) -> impl IntoView {
     let sessions = RwSignal::new(sessions);
+    let unseen = RwSignal::new(unseen);
     let counts = RwSignal::new(counts);
     let create = ServerCall::clearing_form();
     let rename = ServerCall::new();
@@ -161,6 +164,7 @@ fn SessionsPanel(
                 applied.set_value(page.seq);
                 sessions.set(page.sessions);
                 counts.set(page.counts);
+                unseen.set(page.unseen);
             } else {
                 // Read before changes the stream has since applied: ask again.
                 reload_list();
@@ -214,7 +218,9 @@ fn SessionsPanel(
                         counts.update(|c| c.needs_you = (c.needs_you + delta).max(0));
                         notify_run_end(&s.name, &change);
                         s.attention = change.attention;
-                        s.last_hook_at = Some(change.at);
+                        if s.is_terminal() {
+                            s.last_hook_at = Some(change.at);
+                        }
                     }
                 });
                 if !known {
@@ -242,6 +248,17 @@ fn SessionsPanel(
                         }
                         if s.is_terminal() {
                             s.last_hook_at = Some(change.at);
+                        }
+                        // A run that ended by itself is "done, not seen" until opened.
+                        if change.from_state == SessionState::Working
+                            && change.to_state != SessionState::Working
+                            && change.reason != Reason::Cancelled
+                        {
+                            unseen.update(|ids| {
+                                if !ids.contains(&s.id) {
+                                    ids.push(s.id.clone());
+                                }
+                            });
                         }
                         s.state = change.to_state;
                         s.error_message = change.error_message.clone();
@@ -384,7 +401,7 @@ fn SessionsPanel(
                         key=|s| (s.id.clone(), s.name.clone(), s.state, s.error_message.clone(), s.attention, s.state_changed_at)
                         let:session
                     >
-                        <SessionItem session rename delete now can_write />
+                        <SessionItem session rename delete now can_write unseen />
                     </For>
                 </ul>
                 <Show when=move || sessions.with(Vec::is_empty)>
@@ -459,8 +476,10 @@ fn SessionItem(
     delete: ServerCall,
     now: RwSignal<f64>,
     can_write: bool,
+    unseen: RwSignal<Vec<String>>,
 ) -> impl IntoView {
     let url = session.url();
+    let unseen_id = session.id.clone();
     let terminal = session.is_terminal();
     let Session {
         id,
@@ -482,6 +501,11 @@ fn SessionItem(
                 <SessionStateBadge state error_message />
                 {attention_marker(attention)}
                 {state_since(state, state_changed_at, now)}
+                {move || {
+                    unseen
+                        .with(|ids| ids.contains(&unseen_id))
+                        .then(|| view! { <span class="unseen" title="It ended since you last opened it">"done, not seen"</span> })
+                }}
             </div>
             <span class="session-agent">
                 {agent.label()}
@@ -519,7 +543,6 @@ fn SessionItem(
 #[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::*;
-    use crate::agent::AgentKind;
 
     fn render(can_write: bool) -> String {
         let session = Session {
@@ -542,6 +565,7 @@ mod tests {
                     seq=0
                     filter=None
                     can_write
+                    unseen=vec!["s1".to_owned()]
                 />
             }
             .to_html()
@@ -558,5 +582,6 @@ mod tests {
         assert!(!read_only.contains("<form"), "{read_only}");
         assert!(read_only.contains("busy one") && read_only.contains("Processing"));
         assert!(read_only.contains("live-indicator"), "live updates stay");
+        assert!(read_only.contains("done, not seen"), "{read_only}");
     }
 }

@@ -6,7 +6,7 @@ use crate::{
     agent::AgentKind,
     db::{
         now_millis,
-        schema::{projects, sessions},
+        schema::{projects, sessions, unseen_ends},
         Db,
     },
     error::AppError,
@@ -47,12 +47,18 @@ pub async fn list_for_project(
             let counts = counts_by_project(conn, Some(project_id))?
                 .remove(&project_id)
                 .unwrap_or_default();
+            let unseen = unseen_ends::table
+                .inner_join(sessions::table)
+                .filter(sessions::project_id.eq(project_id))
+                .select(unseen_ends::session_id)
+                .load(conn)?;
             let seq = high_water(conn)?;
             Ok(ProjectWithSessions {
                 project,
                 sessions,
                 counts,
                 seq,
+                unseen,
             })
         })
     })
@@ -321,4 +327,14 @@ pub async fn delete(db: &Db, session_id: &str) -> Result<String, AppError> {
 
 fn not_found(session_id: &str) -> AppError {
     AppError::NotFound(format!("session {session_id} does not exist"))
+}
+
+/// The session was opened: its run's end has been seen.
+pub async fn mark_seen(db: &Db, session_id: &str) -> Result<(), AppError> {
+    let id = session_id.to_owned();
+    db.run(move |conn| {
+        diesel::delete(unseen_ends::table.find(&id)).execute(conn)?;
+        Ok(())
+    })
+    .await
 }

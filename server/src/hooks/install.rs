@@ -31,6 +31,20 @@ const EXE_NAME: &str = "agentdeck";
 /// hangs.
 pub const HOOK_TIMEOUT_SECS: u64 = 10;
 
+/// How long Claude Code waits for our `PermissionRequest` hook: it may
+/// wait for a decision made in the dashboard (the project's own bound is
+/// at most this).
+pub const APPROVAL_HOOK_TIMEOUT_SECS: u64 = 3600;
+
+/// The handler for `event`: a `PermissionRequest` gets the longer timeout.
+fn for_event(handler: &Value, event: &str) -> Value {
+    let mut handler = handler.clone();
+    if event == "PermissionRequest" {
+        handler["timeout"] = json!(APPROVAL_HOOK_TIMEOUT_SECS);
+    }
+    handler
+}
+
 /// Appended to a hook file's name for the copy of its previous content.
 pub const BACKUP_SUFFIX: &str = ".agentdeck-backup";
 
@@ -433,7 +447,7 @@ fn edit(doc: &mut Value, agent: Agent, handler: Option<&Value>) -> Result<(), St
                 }
                 match handler {
                     Some(new) if want && placed.insert(event.clone()) => {
-                        *old = new.clone();
+                        *old = for_event(new, event);
                         true
                     }
                     _ => false,
@@ -453,7 +467,7 @@ fn edit(doc: &mut Value, agent: Agent, handler: Option<&Value>) -> Result<(), St
             for &event in wanted.iter().filter(|&&event| !placed.contains(event)) {
                 let groups = hooks.entry(event).or_insert_with(|| json!([]));
                 if let Value::Array(groups) = groups {
-                    groups.push(json!({ "hooks": [new.clone()] }));
+                    groups.push(json!({ "hooks": [for_event(new, event)] }));
                 }
             }
         }
