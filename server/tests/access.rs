@@ -300,6 +300,13 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
             format!("session_id={id}&message=touch+pwned"),
         ),
         ("cancel_run", format!("session_id={id}")),
+        ("answer_approval", "approval_id=x&decision=allow".to_owned()),
+        ("set_permission_mode", format!("session_id={id}&mode=ask")),
+        (
+            "set_project_approvals",
+            "project_id=1&enabled=on&wait_minutes=5".to_owned(),
+        ),
+        ("mark_seen", format!("session_id={id}")),
     ];
     let listed: BTreeSet<String> = reads
         .iter()
