@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod hook;
 pub mod live;
+pub mod notify;
 pub mod pages;
 pub mod permission;
 pub mod project;
@@ -30,7 +31,7 @@ use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
 };
-use pages::{NotFound, ProjectsPage, SessionPage, SessionsPage};
+use pages::{NotFound, NotificationsPage, ProjectsPage, SessionPage, SessionsPage};
 
 /// Runs before the module scripts (they are deferred); see [`shell`].
 const IDLE_CALLBACK_BACKSTOP: &str = "(() => { const idle = window.requestIdleCallback; \
@@ -80,10 +81,18 @@ pub fn App() -> impl IntoView {
                 <a class="brand" href="/">
                     "agentdeck"
                 </a>
+                <nav class="topnav" aria-label="Main">
+                    <a href="/notifications">"Notifications"</a>
+                </nav>
             </header>
             <main class="container">
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("/") view=ProjectsPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/notifications")
+                        view=NotificationsPage
+                        ssr=SsrMode::Async
+                    />
                     <Route
                         path=path!("/projects/:project_id/sessions")
                         view=SessionsPage

@@ -2,11 +2,13 @@
 //! that react to input are `#[island]`s hydrated in the browser.
 
 mod not_found;
+mod notifications;
 mod projects;
 mod session;
 mod sessions;
 
 pub use not_found::{ErrorPage, NotFound};
+pub use notifications::NotificationsPage;
 pub use projects::ProjectsPage;
 pub use session::SessionPage;
 pub use sessions::SessionsPage;

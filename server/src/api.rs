@@ -8,6 +8,7 @@ use app::{
     db::Db,
     error::AppError,
     hook::{self, HookReport, Sender},
+    notify::{self, outbox::Outbox, Events, Target},
     permission::PermissionMode,
     project::{self, Project},
     run::{runner::Runner, store as runs, Before, SessionDetail},
@@ -22,7 +23,7 @@ use axum::{
     },
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, patch, post},
     Json, Router,
 };
 use serde::Deserialize;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 pub struct ApiState {
     pub db: Db,
     pub runner: Arc<Runner>,
+    pub outbox: Outbox,
 }
 
 /// The `/api` routes, ready to nest into a router of any state.
@@ -59,6 +61,15 @@ pub fn router<S>(state: ApiState) -> Router<S> {
         .route("/approvals/{approval_id}", post(answer_approval))
         .route("/hooks/{agent}", post(receive_hook))
         .route("/hooks", get(hook_reports))
+        .route(
+            "/notify-targets",
+            get(list_notify_targets).post(add_notify_target),
+        )
+        .route(
+            "/notify-targets/{id}",
+            patch(update_notify_target).delete(remove_notify_target),
+        )
+        .route("/notify-targets/{id}/test", post(test_notify_target))
         .with_state(state)
 }
 
@@ -400,4 +411,86 @@ async fn set_project_approvals(
         )
         .await?,
     ))
+}
+
+fn target_id(raw: &str) -> Result<i32, ApiError> {
+    raw.parse()
+        .map_err(|_| AppError::NotFound(format!("notification target {raw} does not exist")).into())
+}
+
+/// Every notification target, URLs masked (`GET /api/notify-targets`).
+async fn list_notify_targets(State(api): State<ApiState>) -> ApiResult<Json<Vec<Target>>> {
+    let targets = notify::store::list(&api.db).await?;
+    Ok(Json(targets.into_iter().map(Target::masked).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTarget {
+    kind: Option<String>,
+    url: String,
+    on_failed: Option<bool>,
+    on_needs_you: Option<bool>,
+    on_finished: Option<bool>,
+}
+
+/// Adds a target (201, with its whole URL: this caller sent it).
+async fn add_notify_target(
+    State(api): State<ApiState>,
+    body: Result<Json<NewTarget>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Target>)> {
+    let Json(new) = body?;
+    let kind = notify::store::parse_kind(new.kind.as_deref())?;
+    let all = Events::default();
+    let events = Events {
+        on_failed: new.on_failed.unwrap_or(all.on_failed),
+        on_needs_you: new.on_needs_you.unwrap_or(all.on_needs_you),
+        on_finished: new.on_finished.unwrap_or(all.on_finished),
+    };
+    let target = notify::store::add(&api.db, kind, &new.url, events).await?;
+    Ok((StatusCode::CREATED, Json(target)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetEvents {
+    on_failed: Option<bool>,
+    on_needs_you: Option<bool>,
+    on_finished: Option<bool>,
+}
+
+/// Turns a target's events on or off; fields left out keep their value.
+async fn update_notify_target(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+    body: Result<Json<TargetEvents>, JsonRejection>,
+) -> ApiResult<Json<Target>> {
+    let Json(change) = body?;
+    let id = target_id(&raw_id)?;
+    let now = notify::store::get(&api.db, id).await?;
+    let events = Events {
+        on_failed: change.on_failed.unwrap_or(now.on_failed),
+        on_needs_you: change.on_needs_you.unwrap_or(now.on_needs_you),
+        on_finished: change.on_finished.unwrap_or(now.on_finished),
+    };
+    let target = notify::store::set_events(&api.db, id, events).await?;
+    Ok(Json(target.masked()))
+}
+
+/// Removes a dashboard target (204); a `--notify` one is a 409.
+async fn remove_notify_target(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    notify::store::remove(&api.db, target_id(&raw_id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Queues a test notification (202); the result shows as its last delivery.
+async fn test_notify_target(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    api.outbox.send_test(&api.db, target_id(&raw_id)?).await?;
+    Ok(StatusCode::ACCEPTED)
 }

@@ -402,6 +402,35 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub access: AccessArgs,
+
+    /// Send notifications (a run failed, needs you, finished) to this URL;
+    /// repeatable (space-separated in the environment). `slack=URL`,
+    /// `discord=URL`, `ntfy=URL` or `webhook=URL` name the kind; otherwise
+    /// it is told from the URL (hooks.slack.com, discord.com/api/webhooks,
+    /// ntfy.sh or an `ntfy+https://` prefix; else a JSON webhook).
+    #[arg(
+        long = "notify",
+        env = "AGENTDECK_NOTIFY",
+        value_name = "URL",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    pub notify: Vec<String>,
+
+    /// The dashboard's address as links in notifications start with, e.g.
+    /// https://deck.example.org [default: the address it listens on].
+    #[arg(long, env = "AGENTDECK_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Milliseconds before a failed notification's first retry (each later
+    /// one waits twice as long). For tests.
+    #[arg(
+        long,
+        env = "AGENTDECK_NOTIFY_RETRY_MS",
+        hide = true,
+        default_value_t = 1000
+    )]
+    pub notify_retry_ms: u64,
 }
 
 /// A count limit: zero would refuse everything, so it is not accepted.

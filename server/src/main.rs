@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod events;
 mod hooks;
+mod notify;
 mod routes;
 
 use access::TokenStore;
@@ -106,18 +107,23 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// Writes where this server listens into the data directory, for
-/// `agentdeck hook` to find it.
-fn remember_url(data: &DataArgs, local: SocketAddr) {
-    let Ok(dir) = data.data_dir() else { return };
+/// The URL this server is reached at from this machine.
+fn local_url(local: SocketAddr) -> String {
     let host = if local.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
     } else {
         local
     };
+    format!("http://{host}")
+}
+
+/// Writes where this server listens into the data directory, for
+/// `agentdeck hook` to find it.
+fn remember_url(data: &DataArgs, local: SocketAddr) {
+    let Ok(dir) = data.data_dir() else { return };
     if let Err(err) = std::fs::write(
         dir.join(hooks::forward::URL_FILE),
-        format!("http://{host}\n"),
+        format!("{}\n", local_url(local)),
     ) {
         tracing::warn!(%err, "cannot record the server's URL for agentdeck hook");
     }
@@ -379,10 +385,37 @@ async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
         &TokenStore::new(args.data.data_dir().map_err(Fatal)?),
         local,
     )?;
+    let public_url = match &args.public_url {
+        Some(url) => {
+            app::notify::validate_url(url).map_err(|err| Fatal(format!("--public-url: {err}")))?;
+            url.clone()
+        }
+        None => local_url(local),
+    };
+    let flag_targets = app::notify::store::ensure_flag_targets(&db, &args.notify)
+        .await
+        .map_err(|err| Fatal(err.to_string()))?;
+    if !flag_targets.is_empty() {
+        tracing::info!(
+            targets = flag_targets.len(),
+            "notification targets from --notify"
+        );
+    }
+    let (outbox, jobs) = app::notify::outbox::Outbox::new(&public_url);
+    notify::start(
+        db.clone(),
+        outbox.clone(),
+        jobs,
+        notify::DeliveryConfig {
+            retry_base: Duration::from_millis(args.notify_retry_ms),
+            ..notify::DeliveryConfig::default()
+        },
+    );
     let hub = db.hub().clone();
     let app = routes::router(
         db,
         Arc::clone(&runner),
+        outbox,
         syncer,
         options,
         access.guard.clone(),

@@ -6,7 +6,10 @@ use crate::{
     api::{self, ApiState},
     events,
 };
-use app::{db::Db, error::AppError, run::runner::Runner, shell, sync::scan::Syncer, App};
+use app::{
+    db::Db, error::AppError, notify::outbox::Outbox, run::runner::Runner, shell,
+    sync::scan::Syncer, App,
+};
 use axum::{
     extract::{DefaultBodyLimit, Request},
     http::{header, HeaderValue, Method, StatusCode},
@@ -35,23 +38,25 @@ const _: () = assert!(app::hook::MAX_HOOK_BYTES <= MAX_BODY_BYTES);
 pub fn router(
     db: Db,
     runner: Arc<Runner>,
+    outbox: Outbox,
     syncer: Arc<Syncer>,
     options: LeptosOptions,
     guard: Arc<Guard>,
 ) -> Router {
     let routes = generate_route_list(App);
     let context = {
-        let (db, runner) = (db.clone(), Arc::clone(&runner));
+        let (db, runner, outbox) = (db.clone(), Arc::clone(&runner), outbox.clone());
         move || {
             provide_context(db.clone());
             provide_context(Arc::clone(&runner));
             provide_context(Arc::clone(runner.broker()));
+            provide_context(outbox.clone());
             provide_context(Arc::clone(&syncer));
             provide_context(crate::hooks::installation_probe());
             access::provide_request_context();
         }
     };
-    let api_state = ApiState { db, runner };
+    let api_state = ApiState { db, runner, outbox };
     let pages = Router::new()
         .nest("/api", api::router(api_state.clone()))
         .leptos_routes_with_context(&options, routes, context.clone(), {

@@ -268,6 +268,8 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
         "/projects/1/sessions".to_owned(),
         format!("/projects/1/sessions/{id}"),
         "/api/events?project=1".to_owned(),
+        "/notifications".to_owned(),
+        "/api/notify-targets".to_owned(),
     ] {
         let reply = server.get(&path, &[&viewer]);
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
@@ -285,6 +287,7 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
         ("load_conversation", format!("session_id={id}")),
         ("load_session_detail", format!("session_id={id}")),
         ("load_timeline", format!("session_id={id}")),
+        ("list_notify_targets", String::new()),
     ];
     let writes = [
         ("add_project", "path=/tmp".to_owned()),
@@ -307,6 +310,13 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
             "project_id=1&enabled=on&wait_minutes=5".to_owned(),
         ),
         ("mark_seen", format!("session_id={id}")),
+        (
+            "add_notify_target",
+            "kind=&url=http%3A%2F%2F127.0.0.1%3A9%2Fx".to_owned(),
+        ),
+        ("set_notify_events", "id=1&on_failed=true".to_owned()),
+        ("remove_notify_target", "id=1".to_owned()),
+        ("send_test_notification", "id=1".to_owned()),
     ];
     let listed: BTreeSet<String> = reads
         .iter()
@@ -341,6 +351,11 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
             json!({"message": "touch pwned"}),
         ),
         (format!("/api/sessions/{id}/cancel"), json!({})),
+        (
+            "/api/notify-targets".to_owned(),
+            json!({"url": "http://127.0.0.1:9/x"}),
+        ),
+        ("/api/notify-targets/1/test".to_owned(), json!({})),
     ] {
         let reply = server.post_json(&path, &[&viewer], body);
         assert_eq!(reply.status, 403, "{path}: {}", reply.body);
@@ -349,7 +364,11 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
     for method in ["PUT", "DELETE", "PATCH"] {
         let reply = server.send(method, &format!("/api/sessions/{id}"), &[&viewer], "");
         assert_eq!(reply.status, 403, "{method}");
+        let reply = server.send(method, "/api/notify-targets/1", &[&viewer], "");
+        assert_eq!(reply.status, 403, "{method}");
     }
+    let targets = server.get("/api/notify-targets", &[&bearer(TOKEN)]).json();
+    assert_eq!(targets, json!([]));
 
     // Nothing changed.
     let detail = server

@@ -29,6 +29,7 @@ use app::{
     access::Access,
     agent::AgentChoices,
     hook::LoadHookStatus,
+    notify::ListNotifyTargets,
     project::ListProjects,
     run::{LoadConversation, LoadSessionDetail, LoadTimeline},
     session::{LoadOverview, ProjectSessions},
@@ -58,7 +59,7 @@ const READ_ONLY_REFUSAL: &str = "read-only access: this token can view but not c
 /// function, yet a read-only viewer's live pages need them to reload their
 /// snapshots. Any server function not listed here is a write: a new one is
 /// refused to read-only tokens until it is added.
-const READING_SERVER_FNS: [&str; 8] = [
+const READING_SERVER_FNS: [&str; 9] = [
     AgentChoices::PATH,
     ListProjects::PATH,
     LoadHookStatus::PATH,
@@ -67,6 +68,7 @@ const READING_SERVER_FNS: [&str; 8] = [
     LoadConversation::PATH,
     LoadSessionDetail::PATH,
     LoadTimeline::PATH,
+    ListNotifyTargets::PATH,
 ];
 
 // ---------------------------------------------------------------------------
