@@ -7,8 +7,10 @@
 mod access;
 mod api;
 mod cli;
+mod client;
 mod events;
 mod hooks;
+mod remote;
 mod routes;
 
 use access::TokenStore;
@@ -90,6 +92,10 @@ async fn main() -> std::process::ExitCode {
         Command::Ls(args) => ls(args).await,
         Command::Token(args) => token(args),
         Command::Hooks(args) => hooks(args).await,
+        Command::Send(args) => remote::send(args).await.map_err(Fatal),
+        Command::Approve(args) => remote::approve(args).await.map_err(Fatal),
+        Command::Deny(args) => remote::deny(args).await.map_err(Fatal),
+        Command::Approvals(args) => remote::approvals(args).await.map_err(Fatal),
         Command::Hook(args) => {
             hook(args).await;
             // Now, not at the runtime's shutdown: a stdin that never closed
@@ -115,10 +121,7 @@ fn remember_url(data: &DataArgs, local: SocketAddr) {
     } else {
         local
     };
-    if let Err(err) = std::fs::write(
-        dir.join(hooks::forward::URL_FILE),
-        format!("http://{host}\n"),
-    ) {
+    if let Err(err) = std::fs::write(dir.join(client::URL_FILE), format!("http://{host}\n")) {
         tracing::warn!(%err, "cannot record the server's URL for agentdeck hook");
     }
 }

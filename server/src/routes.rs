@@ -40,6 +40,11 @@ pub fn router(
     guard: Arc<Guard>,
 ) -> Router {
     let routes = generate_route_list(App);
+    let api_state = ApiState {
+        db: db.clone(),
+        runner: Arc::clone(&runner),
+        syncer: Arc::clone(&syncer),
+    };
     let context = {
         let (db, runner) = (db.clone(), Arc::clone(&runner));
         move || {
@@ -51,7 +56,6 @@ pub fn router(
             access::provide_request_context();
         }
     };
-    let api_state = ApiState { db, runner };
     let pages = Router::new()
         .nest("/api", api::router(api_state.clone()))
         .leptos_routes_with_context(&options, routes, context.clone(), {

@@ -288,6 +288,8 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
     ];
     let writes = [
         ("add_project", "path=/tmp".to_owned()),
+        ("rename_project", "project_id=1&name=renamed".to_owned()),
+        ("remove_project", "project_id=1".to_owned()),
         ("sync_project", "project_id=1".to_owned()),
         (
             "create_session",
@@ -334,14 +336,19 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
             json!({"message": "touch pwned"}),
         ),
         (format!("/api/sessions/{id}/cancel"), json!({})),
+        ("/api/projects".to_owned(), json!({"path": "/tmp"})),
+        ("/api/projects/1/sync".to_owned(), json!({})),
     ] {
         let reply = server.post_json(&path, &[&viewer], body);
         assert_eq!(reply.status, 403, "{path}: {}", reply.body);
         assert_eq!(reply.json()["error"], refusal, "{path}");
     }
     for method in ["PUT", "DELETE", "PATCH"] {
-        let reply = server.send(method, &format!("/api/sessions/{id}"), &[&viewer], "");
-        assert_eq!(reply.status, 403, "{method}");
+        for path in [format!("/api/sessions/{id}"), "/api/projects/1".to_owned()] {
+            let body = json!({"name": "renamed"}).to_string();
+            let reply = server.send(method, &path, &[&viewer, support::JSON], body);
+            assert_eq!(reply.status, 403, "{method} {path}");
+        }
     }
 
     // Nothing changed.
