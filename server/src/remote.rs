@@ -148,7 +148,6 @@ pub async fn send(args: SendArgs) -> Result<(), String> {
         println!("{}: {}", sent.name, sent.state.as_str());
         return Ok(());
     }
-    let run_id = sent.current_run_id.clone();
     let detail_path = format!("/sessions/{}", sent.id);
     let detail = loop {
         let detail: SessionDetail = remote.call(Method::GET, &detail_path, None).await?;
@@ -168,7 +167,9 @@ pub async fn send(args: SendArgs) -> Result<(), String> {
                 .unwrap_or("the run failed")
         )),
         _ => {
-            // The agent's answer to this message (its run's messages).
+            // The answer to this message: its run is the newest, as the
+            // session took no other message while working.
+            let run_id = detail.runs.last().map(|run| run.id.clone());
             for message in detail
                 .messages
                 .iter()

@@ -290,6 +290,12 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
         ("add_project", "path=/tmp".to_owned()),
         ("rename_project", "project_id=1&name=renamed".to_owned()),
         ("remove_project", "project_id=1".to_owned()),
+        (
+            "set_project_approvals",
+            "project_id=1&enabled=on&wait_minutes=5".to_owned(),
+        ),
+        ("set_permission_mode", format!("session_id={id}&mode=ask")),
+        ("answer_approval", "approval_id=x&decision=allow".to_owned()),
         ("sync_project", "project_id=1".to_owned()),
         (
             "create_session",
