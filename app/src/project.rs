@@ -45,19 +45,27 @@ pub async fn list_projects() -> Result<Vec<Project>, AppError> {
 #[server(prefix = "/rpc", endpoint = "add_project")]
 pub async fn add_project(path: String, name: Option<String>) -> Result<Project, AppError> {
     let added = store::add(&expect_context(), &path, name.as_deref()).await;
-    // Sessions started from the terminal in this directory appear by themselves.
     if let (Ok(project), Some(syncer)) = (
         &added,
         use_context::<std::sync::Arc<crate::sync::scan::Syncer>>(),
     ) {
-        let project = project.clone();
-        tokio::spawn(async move {
-            if let Err(err) = syncer.sync(&project).await {
-                tracing::warn!(project_id = project.id, error = %err, "sync after adding the project failed");
-            }
-        });
+        syncer.sync_in_background(project.clone());
     }
     crate::error::with_status(added)
+}
+
+/// Renames a project.
+#[server(prefix = "/rpc", endpoint = "rename_project")]
+pub async fn rename_project(project_id: i32, name: String) -> Result<Project, AppError> {
+    crate::error::with_status(store::rename(&expect_context(), project_id, &name).await)
+}
+
+/// Removes a project and its sessions (runs in progress there are
+/// cancelled first; the directory stays); returns its id.
+#[server(prefix = "/rpc", endpoint = "remove_project")]
+pub async fn remove_project(project_id: i32) -> Result<i32, AppError> {
+    let runner = expect_context::<std::sync::Arc<crate::run::runner::Runner>>();
+    crate::error::with_status(runner.remove_project(project_id).await)
 }
 
 /// "Approve from agentdeck" for the project's terminal Claude sessions:

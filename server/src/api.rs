@@ -13,6 +13,7 @@ use app::{
     project::{self, Project},
     run::{runner::Runner, store as runs, Before, SessionDetail},
     session::{self, Session},
+    sync::{scan::Syncer, SyncSummary},
     SessionState,
 };
 use axum::{
@@ -35,17 +36,28 @@ pub struct ApiState {
     pub db: Db,
     pub runner: Arc<Runner>,
     pub outbox: Outbox,
+    pub syncer: Arc<Syncer>,
 }
 
 /// The `/api` routes, ready to nest into a router of any state.
 pub fn router<S>(state: ApiState) -> Router<S> {
     Router::new()
-        .route("/projects", get(list_projects))
+        .route("/projects", get(list_projects).post(add_project))
+        .route(
+            "/projects/{project_id}",
+            patch(rename_project).delete(remove_project),
+        )
+        .route("/projects/{project_id}/sync", post(sync_project))
         .route(
             "/projects/{project_id}/sessions",
             get(list_sessions).post(create_session),
         )
-        .route("/sessions/{session_id}", get(session_detail))
+        .route(
+            "/sessions/{session_id}",
+            get(session_detail)
+                .patch(rename_session)
+                .delete(delete_session),
+        )
         .route("/sessions/{session_id}/messages", post(send_message))
         .route("/sessions/{session_id}/cancel", post(cancel_run))
         .route("/sessions/{session_id}/approvals", get(session_approvals))
@@ -493,4 +505,82 @@ async fn test_notify_target(
 ) -> ApiResult<StatusCode> {
     api.outbox.send_test(&api.db, target_id(&raw_id)?).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProject {
+    /// An existing directory: absolute, or starting with `~`.
+    path: String,
+    /// The directory's own name when absent.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Adds a project (201), then imports its transcripts in the background,
+/// as the dashboard does.
+async fn add_project(
+    State(api): State<ApiState>,
+    body: Result<Json<NewProject>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    let Json(new) = body?;
+    let project = project::store::add(&api.db, &new.path, new.name.as_deref()).await?;
+    api.syncer.sync_in_background(project.clone());
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+async fn rename_project(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+    body: Result<Json<Rename>, JsonRejection>,
+) -> ApiResult<Json<Project>> {
+    let Json(rename) = body?;
+    Ok(Json(
+        project::store::rename(&api.db, project_id(&raw_id)?, &rename.name).await?,
+    ))
+}
+
+/// Removes the project and its sessions (runs in progress there are
+/// cancelled first): `{"id": ID}`.
+async fn remove_project(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = api.runner.remove_project(project_id(&raw_id)?).await?;
+    Ok(Json(serde_json::json!({ "id": id })))
+}
+
+/// Imports the project's sessions from transcripts and says what changed.
+async fn sync_project(
+    State(api): State<ApiState>,
+    Path(raw_id): Path<String>,
+) -> ApiResult<Json<SyncSummary>> {
+    let project = project::store::get(&api.db, project_id(&raw_id)?).await?;
+    Ok(Json(api.syncer.sync(&project).await?))
+}
+
+async fn rename_session(
+    State(api): State<ApiState>,
+    Path(session_id): Path<String>,
+    body: Result<Json<Rename>, JsonRejection>,
+) -> ApiResult<Json<Session>> {
+    let Json(rename) = body?;
+    Ok(Json(
+        session::store::rename(&api.db, &session_id, &rename.name).await?,
+    ))
+}
+
+/// Deletes the session (a working one's run is cancelled first): `{"id": ID}`.
+async fn delete_session(
+    State(api): State<ApiState>,
+    Path(session_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let id = api.runner.delete(&session_id).await?;
+    Ok(Json(serde_json::json!({ "id": id })))
 }

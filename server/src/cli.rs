@@ -39,6 +39,80 @@ pub enum Command {
     /// Install, remove or check agentdeck's hooks in Claude Code's and
     /// Codex's settings, so sessions in terminals show up live.
     Hooks(HooksArgs),
+    /// Send a message to a session of the running server and print its new
+    /// state (with --wait, the answer).
+    Send(SendArgs),
+    /// Allow a pending approval request of the running server.
+    Approve(ApproveArgs),
+    /// Deny a pending approval request of the running server.
+    Deny(DenyArgs),
+    /// List the approval requests waiting for an answer.
+    Approvals(ApprovalsArgs),
+}
+
+/// How to reach a running server: shared by the commands that talk to it.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The server [default: the one running with this data directory, else
+    /// http://127.0.0.1:3000]. Its token comes from AGENTDECK_TOKEN, else
+    /// the data directory.
+    #[arg(long, env = "AGENTDECK_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The session: its id, a unique start of its id, or its exact name.
+    pub session: String,
+
+    /// What to send.
+    pub message: String,
+
+    /// Wait for the run to end and print the answer (exit 1 on an error).
+    #[arg(long)]
+    pub wait: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The request's id, or a unique start of a pending one's.
+    pub request: String,
+
+    /// Allow this for the rest of the session (the agent's suggestion).
+    #[arg(long)]
+    pub always: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DenyArgs {
+    /// The request's id, or a unique start of a pending one's.
+    pub request: String,
+
+    /// Why, for the agent to read.
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// JSON (the server's array of approvals) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,9 +7,11 @@
 mod access;
 mod api;
 mod cli;
+mod client;
 mod events;
 mod hooks;
 mod notify;
+mod remote;
 mod routes;
 
 use access::TokenStore;
@@ -91,6 +93,10 @@ async fn main() -> std::process::ExitCode {
         Command::Ls(args) => ls(args).await,
         Command::Token(args) => token(args),
         Command::Hooks(args) => hooks(args).await,
+        Command::Send(args) => remote::send(args).await.map_err(Fatal),
+        Command::Approve(args) => remote::approve(args).await.map_err(Fatal),
+        Command::Deny(args) => remote::deny(args).await.map_err(Fatal),
+        Command::Approvals(args) => remote::approvals(args).await.map_err(Fatal),
         Command::Hook(args) => {
             hook(args).await;
             // Now, not at the runtime's shutdown: a stdin that never closed
@@ -122,7 +128,7 @@ fn local_url(local: SocketAddr) -> String {
 fn remember_url(data: &DataArgs, local: SocketAddr) {
     let Ok(dir) = data.data_dir() else { return };
     if let Err(err) = std::fs::write(
-        dir.join(hooks::forward::URL_FILE),
+        dir.join(client::URL_FILE),
         format!("{}\n", local_url(local)),
     ) {
         tracing::warn!(%err, "cannot record the server's URL for agentdeck hook");

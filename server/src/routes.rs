@@ -44,6 +44,12 @@ pub fn router(
     guard: Arc<Guard>,
 ) -> Router {
     let routes = generate_route_list(App);
+    let api_state = ApiState {
+        db: db.clone(),
+        runner: Arc::clone(&runner),
+        syncer: Arc::clone(&syncer),
+        outbox: outbox.clone(),
+    };
     let context = {
         let (db, runner, outbox) = (db.clone(), Arc::clone(&runner), outbox.clone());
         move || {
@@ -56,7 +62,6 @@ pub fn router(
             access::provide_request_context();
         }
     };
-    let api_state = ApiState { db, runner, outbox };
     let pages = Router::new()
         .nest("/api", api::router(api_state.clone()))
         .leptos_routes_with_context(&options, routes, context.clone(), {

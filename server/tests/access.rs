@@ -291,6 +291,14 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
     ];
     let writes = [
         ("add_project", "path=/tmp".to_owned()),
+        ("rename_project", "project_id=1&name=renamed".to_owned()),
+        ("remove_project", "project_id=1".to_owned()),
+        (
+            "set_project_approvals",
+            "project_id=1&enabled=on&wait_minutes=5".to_owned(),
+        ),
+        ("set_permission_mode", format!("session_id={id}&mode=ask")),
+        ("answer_approval", "approval_id=x&decision=allow".to_owned()),
         ("sync_project", "project_id=1".to_owned()),
         (
             "create_session",
@@ -356,6 +364,8 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
             json!({"url": "http://127.0.0.1:9/x"}),
         ),
         ("/api/notify-targets/1/test".to_owned(), json!({})),
+        ("/api/projects".to_owned(), json!({"path": "/tmp"})),
+        ("/api/projects/1/sync".to_owned(), json!({})),
     ] {
         let reply = server.post_json(&path, &[&viewer], body);
         assert_eq!(reply.status, 403, "{path}: {}", reply.body);
@@ -366,6 +376,11 @@ fn the_read_only_token_sees_everything_and_changes_nothing() {
         assert_eq!(reply.status, 403, "{method}");
         let reply = server.send(method, "/api/notify-targets/1", &[&viewer], "");
         assert_eq!(reply.status, 403, "{method}");
+        for path in [format!("/api/sessions/{id}"), "/api/projects/1".to_owned()] {
+            let body = json!({"name": "renamed"}).to_string();
+            let reply = server.send(method, &path, &[&viewer, support::JSON], body);
+            assert_eq!(reply.status, 403, "{method} {path}");
+        }
     }
     let targets = server.get("/api/notify-targets", &[&bearer(TOKEN)]).json();
     assert_eq!(targets, json!([]));

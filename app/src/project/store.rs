@@ -2,8 +2,16 @@
 
 use super::Project;
 use crate::{
-    db::{now_millis, schema::projects, Db},
+    db::{
+        now_millis,
+        schema::{projects, sessions},
+        Db,
+    },
     error::AppError,
+    live::LiveEvent,
+    session::Session,
+    transition::{writer::record_lifecycle, Reason},
+    SessionState,
 };
 use diesel::{
     prelude::*,
@@ -72,6 +80,55 @@ pub async fn add(db: &Db, raw_path: &str, name: Option<&str>) -> Result<Project,
                 }
                 other => other.into(),
             })
+    })
+    .await
+}
+
+/// Renames a project.
+pub async fn rename(db: &Db, id: i32, name: &str) -> Result<Project, AppError> {
+    let name = validate_name(name, "Project name")?;
+    db.run(move |conn| {
+        diesel::update(projects::table.find(id))
+            .set(projects::name.eq(&name))
+            .returning(Project::as_returning())
+            .get_result(conn)
+            .optional()?
+            .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))
+    })
+    .await
+}
+
+/// Removes a project with its sessions (their messages, runs and approvals
+/// go with them; the directory on disk is left alone); returns its id. A
+/// project with a working session is refused (409): the runner's
+/// `remove_project` cancels agentdeck's own runs first.
+pub async fn remove(db: &Db, id: i32) -> Result<i32, AppError> {
+    db.write(move |conn| {
+        conn.immediate_transaction(|conn| {
+            find(conn, id)?;
+            let doomed: Vec<Session> = sessions::table
+                .filter(sessions::project_id.eq(id))
+                .select(Session::as_select())
+                .load(conn)?;
+            if let Some(working) = doomed.iter().find(|s| s.state == SessionState::Working) {
+                return Err(AppError::Conflict(format!(
+                    "session {} in this project is working: cancel its run before removing the project",
+                    working.name
+                )));
+            }
+            // Each session's deletion is published, so open pages drop it;
+            // the log rows themselves go with the project.
+            let mut events = Vec::with_capacity(doomed.len());
+            for session in &doomed {
+                events.push(LiveEvent::change(record_lifecycle(
+                    conn,
+                    session,
+                    Reason::Deleted,
+                )?));
+            }
+            diesel::delete(projects::table.find(id)).execute(conn)?;
+            Ok((id, events))
+        })
     })
     .await
 }

@@ -450,6 +450,23 @@ impl Runner {
         crate::session::store::delete(&self.db, session_id).await
     }
 
+    /// Removes a project with its sessions, cancelling agentdeck's runs in
+    /// it first as [`Self::delete`] does for one session.
+    pub async fn remove_project(&self, project_id: i32) -> Result<i32, AppError> {
+        let working = crate::session::store::list_for_project(
+            &self.db,
+            project_id,
+            Some(crate::SessionState::Working),
+        )
+        .await?;
+        for session in working.sessions {
+            if self.active_runs().contains_key(&session.id) {
+                self.cancel(&session.id).await?;
+            }
+        }
+        crate::project::store::remove(&self.db, project_id).await
+    }
+
     async fn drive(
         self: Arc<Self>,
         started: Started,

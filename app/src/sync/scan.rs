@@ -98,6 +98,17 @@ impl Syncer {
         })
     }
 
+    /// Syncs a project just added, without waiting: sessions started from
+    /// the terminal in its directory appear by themselves.
+    pub fn sync_in_background(self: &std::sync::Arc<Self>, project: Project) {
+        let syncer = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(err) = syncer.sync(&project).await {
+                tracing::warn!(project_id = project.id, error = %err, "sync after adding the project failed");
+            }
+        });
+    }
+
     /// Syncs one project. Files are read once for all projects; the import
     /// then takes the transcripts whose `cwd` is this project's path.
     pub async fn sync(&self, project: &Project) -> Result<SyncSummary, AppError> {
