@@ -34,7 +34,7 @@ for (const javaScriptEnabled of [true, false]) {
         await expect(page.getByRole('heading', { level: 1 })).toHaveText('Notifications');
 
         await page.getByLabel('Kind').selectOption('ntfy');
-        await page.getByLabel('URL').fill(receiver.url + path);
+        await page.getByRole('textbox', { name: 'URL' }).fill(receiver.url + path);
         await page.getByRole('button', { name: 'Add target' }).click();
 
         const target = page.getByRole('listitem', {
@@ -73,7 +73,7 @@ test('a bad URL is refused with a reason', async ({ page }) => {
   await page.goto('/notifications');
   await page.getByLabel('Kind').selectOption('webhook');
   // `type=url` accepts ftp:, the server does not.
-  await page.getByLabel('URL').fill('ftp://example.com/x');
+  await page.getByRole('textbox', { name: 'URL' }).fill('ftp://example.com/x');
   await page.getByRole('button', { name: 'Add target' }).click();
   await expect(page.getByRole('alert')).toHaveText(/http:\/\/ or https:\/\//);
 });

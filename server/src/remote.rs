@@ -283,21 +283,10 @@ pub async fn approvals(args: ApprovalsArgs) -> Result<(), String> {
             session,
             approval.tool,
             approval.summary,
-            age(now - approval.created_at)
+            app::components::coarse(now - approval.created_at)
         );
     }
     Ok(())
-}
-
-/// A short age: "42s", "5m", "3h", "2d".
-fn age(millis: i64) -> String {
-    let secs = millis.max(0) / 1000;
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..86400 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86400),
-    }
 }
 
 #[cfg(test)]
@@ -333,14 +322,5 @@ mod tests {
         );
         assert!(pick("zzz").unwrap_err().contains("no session"));
         assert!(pick(" ").is_err());
-    }
-
-    #[test]
-    fn ages_are_short() {
-        assert_eq!(age(-5), "0s");
-        assert_eq!(age(59_999), "59s");
-        assert_eq!(age(60_000), "1m");
-        assert_eq!(age(7_200_000), "2h");
-        assert_eq!(age(172_800_000), "2d");
     }
 }
