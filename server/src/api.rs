@@ -284,7 +284,9 @@ async fn dashboard_decision(
     let new = approval::store::NewApproval {
         session_id,
         run_id: None,
-        request_id: uuid_like(),
+        // Hooks carry no request id of their own.
+        request_id: crate::access::random_hex::<16>()
+            .map_err(|err| AppError::Internal(format!("no randomness for a request id: {err}")))?,
         tool: text("tool_name").unwrap_or_else(|| "a tool".to_owned()),
         input: event
             .get("tool_input")
@@ -303,13 +305,6 @@ async fn dashboard_decision(
             }
         })
     }))
-}
-
-/// An id for a request that came without one (hooks carry none).
-fn uuid_like() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).unwrap_or_default();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The agent process `agentdeck hook` found, from its headers.

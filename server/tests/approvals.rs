@@ -8,18 +8,10 @@ mod support;
 use serde_json::{json, Value};
 use std::{
     io::Write,
-    path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
-use support::{binary, Server};
-
-fn fake_claude() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../app/tests/fixtures/bin/claude"
-    ))
-}
+use support::{binary, fake_claude, Server};
 
 fn claude_server() -> Server {
     Server::options()

@@ -7,18 +7,11 @@ mod support;
 use serde_json::json;
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
     process::{Command, Output},
 };
-use support::{binary, Server};
+use support::{binary, fake_claude, Server};
 
 const TOKEN: &str = "full-access-token-0123456789";
-
-/// The fake Claude Code that speaks the control protocol (it asks for
-/// approval when the message starts with `ask:`).
-fn fake_claude() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/tests/fixtures/bin/claude")
-}
 
 /// Runs `agentdeck ARGS` as a user on the server's machine would: with its
 /// data directory (where the URL and any token file are), no token in the

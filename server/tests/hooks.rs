@@ -417,10 +417,7 @@ fn the_hook_command_exits_0_quickly_and_silently_when_the_server_is_down() {
 
 #[test]
 fn global_hooks_firing_for_agentdecks_own_run_change_nothing() {
-    let fake_claude = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../app/tests/fixtures/bin/claude"
-    ));
+    let fake_claude = support::fake_claude();
     let hook = format!("{} hook claude", binary().display());
     // The hook finds the server through the URL it writes into its data
     // directory, like a person's global hook would.

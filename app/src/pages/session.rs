@@ -183,6 +183,17 @@ fn SessionConsole(
         }
     });
 
+    // Reloads the page of the conversation shown (the newest, or the
+    // earlier part the page was opened on).
+    let reload_conversation = {
+        let id = session_id.clone();
+        move || {
+            let before = before.map(|id| id.to_string());
+            let mut fields = vec![("session_id", id.as_str())];
+            fields.extend(before.as_deref().map(|b| ("before", b)));
+            reload.call(LoadConversation::PATH, &fields);
+        }
+    };
     let connection = use_live(Scope::Session(session_id.clone()), seq, {
         let id = session_id.clone();
         move |event| match event {
@@ -204,10 +215,7 @@ fn SessionConsole(
                     }
                 });
                 // A request was opened, answered or closed: reload them.
-                let before = before.map(|id| id.to_string());
-                let mut fields = vec![("session_id", id.as_str())];
-                fields.extend(before.as_deref().map(|b| ("before", b)));
-                reload.call(LoadConversation::PATH, &fields);
+                reload_conversation();
             }
             LiveEvent::Change { change, .. } if change.reason.is_state_change() => {
                 if change.reason == Reason::Sent {
@@ -236,10 +244,7 @@ fn SessionConsole(
                     timeline.update(|entries| entries.push(change));
                 }
                 // The stored messages and run summary changed with it.
-                let before = before.map(|id| id.to_string());
-                let mut fields = vec![("session_id", id.as_str())];
-                fields.extend(before.as_deref().map(|b| ("before", b)));
-                reload.call(LoadConversation::PATH, &fields);
+                reload_conversation();
             }
             // Resets never get here: the stream reloads the page for them.
             LiveEvent::Change { .. } | LiveEvent::SyncProgress { .. } | LiveEvent::Reset { .. } => {

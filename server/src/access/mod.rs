@@ -18,6 +18,7 @@ pub use browser::{
 };
 pub use hosts::refuse_foreign_hosts;
 pub use login::login_routes;
+pub(crate) use token::random_hex;
 pub use token::{AccessError, Secret, TokenStore};
 
 use self::{

@@ -62,7 +62,7 @@ impl fmt::Debug for Secret {
 }
 
 /// `N` random bytes as lowercase hex.
-pub(super) fn random_hex<const N: usize>() -> Result<String, getrandom::Error> {
+pub(crate) fn random_hex<const N: usize>() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

@@ -486,3 +486,10 @@ pub fn binary() -> PathBuf {
         PathBuf::from,
     )
 }
+
+/// The fake Claude Code of the app's tests: it prints the real stream-json
+/// format and speaks the control protocol (it asks for approval when the
+/// message starts with `ask:`).
+pub fn fake_claude() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/tests/fixtures/bin/claude")
+}
