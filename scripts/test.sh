@@ -22,5 +22,8 @@ cargo leptos build --release --precompress
 step "hydrate bundle budget (175 KiB brotli)"
 scripts/bundle-size.sh
 
+step "benchmark smoke run (every page gets every change, in order)"
+target/debug/examples/bench --smoke --agentdeck target/release/agentdeck --bare target/debug/examples/bare_sse
+
 step "Playwright in Chromium"
 (cd end2end && npx playwright test)

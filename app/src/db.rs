@@ -211,11 +211,26 @@ impl Db {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let (value, changes) = work(conn)?;
+            // The commit instant of each change, for `scripts/bench.sh`
+            // (commit → page latency); free unless tracing asks for it.
+            if tracing::enabled!(tracing::Level::TRACE) {
+                let committed_us = now_micros();
+                for seq in changes.iter().filter_map(LiveEvent::seq) {
+                    tracing::trace!(seq, committed_us, "change committed");
+                }
+            }
             hub.publish(changes);
             Ok(value)
         })
         .await
     }
+}
+
+/// Microseconds since the Unix epoch, for timing across processes.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Milliseconds since the Unix epoch: how every timestamp is stored.
