@@ -212,14 +212,18 @@ impl Db {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let (value, changes) = work(conn)?;
             // The commit instant of each change, for `scripts/bench.sh`
-            // (commit → page latency); free unless tracing asks for it.
-            if tracing::enabled!(tracing::Level::TRACE) {
-                let committed_us = now_micros();
-                for seq in changes.iter().filter_map(LiveEvent::seq) {
+            // (commit → page latency); logged after the publish, so the
+            // log line does not delay it. Free unless tracing asks for it.
+            let traced = tracing::enabled!(tracing::Level::TRACE).then(|| {
+                let seqs: Vec<i32> = changes.iter().filter_map(LiveEvent::seq).collect();
+                (now_micros(), seqs)
+            });
+            hub.publish(changes);
+            if let Some((committed_us, seqs)) = traced {
+                for seq in seqs {
                     tracing::trace!(seq, committed_us, "change committed");
                 }
             }
-            hub.publish(changes);
             Ok(value)
         })
         .await

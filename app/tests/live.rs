@@ -11,6 +11,7 @@ use app::{
     db::Db,
     live::{
         follow::{follow, Follower, MAX_REPLAY},
+        hub::Published,
         LiveEvent, Scope, BACKLOG_LINES,
     },
     project, session,
@@ -56,7 +57,7 @@ async fn churn(db: Db, session_id: String, rounds: usize) {
 }
 
 /// The follower's next event, whatever it is.
-async fn next_event(rx: &mut Follower) -> Arc<LiveEvent> {
+async fn next_event(rx: &mut Follower) -> Arc<Published> {
     tokio::time::timeout(Duration::from_secs(10), rx.next())
         .await
         .expect("the follower went quiet")
@@ -170,7 +171,7 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
             .await
             .unwrap()
             .unwrap();
-        if let LiveEvent::Change { change, session } = &*event {
+        if let LiveEvent::Change { change, session } = &**event {
             assert_eq!(
                 change.project_id, fx.project.id,
                 "another project's change leaked in"
@@ -192,7 +193,7 @@ async fn lifecycle_changes_are_streamed_with_the_session_and_scoped() {
     let mut replay = follow(fx.db.clone(), Scope::Project(fx.project.id), Some(0));
     let mut replayed = Vec::new();
     while replayed.len() < 4 {
-        if let LiveEvent::Change { change, session } = &*next_event(&mut replay).await {
+        if let LiveEvent::Change { change, session } = &**next_event(&mut replay).await {
             replayed.push((change.reason, session.as_ref().map(|s| s.name.clone())));
         }
     }
@@ -223,12 +224,12 @@ async fn a_run_start_reaches_the_page_before_the_runs_first_output_line() {
         fx.db.hub().publish_output(&id, "r", "first");
         let event = next_event(&mut rx).await;
         assert!(
-            matches!(&*event, LiveEvent::Change { change, .. } if change.reason == Reason::Sent),
+            matches!(&**event, LiveEvent::Change { change, .. } if change.reason == Reason::Sent),
             "round {round}: expected the run start first, got {event:?}"
         );
         let event = next_event(&mut rx).await;
         assert!(
-            matches!(&*event, LiveEvent::Output { line, .. } if line == "first"),
+            matches!(&**event, LiveEvent::Output { line, .. } if line == "first"),
             "round {round}: expected the output line, got {event:?}"
         );
         transition(&fx.db, &id, TransitionEvent::Cancel).await;
@@ -265,7 +266,7 @@ async fn a_follower_more_than_the_replay_bound_behind_gets_one_reset_then_live_c
 
     let mut rx = follow(fx.db.clone(), Scope::Project(fx.project.id), Some(0));
     let first = next_event(&mut rx).await;
-    assert_eq!(*first, LiveEvent::Reset { seq: high_water });
+    assert_eq!(**first, LiveEvent::Reset { seq: high_water });
     // From there on it is live, from the mark on, and nothing else is replayed.
     let sent = transition(&fx.db, &ids[1], TransitionEvent::Send).await;
     assert_eq!(sent, high_water + 1);
@@ -292,7 +293,7 @@ async fn a_follower_more_than_the_replay_bound_behind_gets_one_reset_then_live_c
     while seqs.len() < MAX_REPLAY as usize {
         let event = next_event(&mut rx).await;
         assert!(
-            !matches!(*event, LiveEvent::Reset { .. }),
+            !matches!(**event, LiveEvent::Reset { .. }),
             "reset at the bound"
         );
         seqs.extend(event.seq());
@@ -305,7 +306,7 @@ async fn next_line(rx: &mut Follower) -> (String, u64, String) {
     loop {
         if let LiveEvent::Output {
             run_id, n, line, ..
-        } = &*next_event(rx).await
+        } = &**next_event(rx).await
         {
             return (run_id.clone(), *n, line.clone());
         }

@@ -94,7 +94,7 @@ pub async fn events(
     let stream =
         futures_util::stream::unfold((follower, slot), |(mut follower, slot)| async move {
             let event = follower.next().await?;
-            let data = serde_json::to_string(&*event).unwrap_or_default();
+            let data = event.json();
             let sse = match event.seq() {
                 Some(seq) => Event::default().id(seq.to_string()).data(data),
                 None => Event::default().data(data),

@@ -74,7 +74,7 @@ async fn follow_changes(db: Db, outbox: Outbox) {
             }
             Err(RecvError::Closed) => return,
         };
-        let LiveEvent::Change { change, .. } = &*event else {
+        let LiveEvent::Change { change, .. } = &**event else {
             continue;
         };
         if let Some(event) = watch.event(change) {

@@ -7,7 +7,7 @@
 //! A session's follower also sends the running run's output: its backlog
 //! first, then live lines, each line once.
 
-use super::{LiveEvent, Scope};
+use super::{hub::Published, LiveEvent, Scope};
 use crate::{
     db::{schema::session_transitions, Db},
     error::AppError,
@@ -38,12 +38,12 @@ pub struct Follower {
     /// The last change handed out (or queued in `backlog`); `None` until
     /// the first catch-up when following from now.
     sent: Option<i32>,
-    changes: broadcast::Receiver<Arc<LiveEvent>>,
+    changes: broadcast::Receiver<Arc<Published>>,
     /// Agent output and sync progress, for project and session pages.
-    output: Option<broadcast::Receiver<Arc<LiveEvent>>>,
+    output: Option<broadcast::Receiver<Arc<Published>>>,
     /// Output lines from the session's backlog, not handed out yet: sent
     /// once the changes before them are (a run's `sent` before its lines).
-    lines: VecDeque<Arc<LiveEvent>>,
+    lines: VecDeque<Arc<Published>>,
     /// The run and number of the last output line handed out.
     last_line: Option<(String, u64)>,
     closing: watch::Receiver<bool>,
@@ -90,10 +90,10 @@ pub fn follow(db: Db, scope: Scope, since: Option<i32>) -> Follower {
 impl Follower {
     /// The next event; `None` once the server is shutting down or the
     /// database cannot be read.
-    pub async fn next(&mut self) -> Option<Arc<LiveEvent>> {
+    pub async fn next(&mut self) -> Option<Arc<Published>> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
-                return Some(Arc::new(event));
+                return Some(Arc::new(Published::new(event)));
             }
             if self.must_catch_up {
                 self.catch_up().await.ok()?;
@@ -116,7 +116,7 @@ impl Follower {
                 received = self.changes.recv() => match received {
                     Ok(event) => {
                         let Some(seq) = event.seq() else { continue };
-                        let LiveEvent::Change { change, .. } = &*event else { continue };
+                        let LiveEvent::Change { change, .. } = &**event else { continue };
                         if self.sent.is_some_and(|sent| seq <= sent) || !self.scope.contains(change) {
                             continue;
                         }
@@ -131,7 +131,7 @@ impl Follower {
                 },
                 received = next_output(&mut self.output) => match received {
                     Ok(event) => {
-                        let wanted = match (&*event, &self.scope) {
+                        let wanted = match (&**event, &self.scope) {
                             (LiveEvent::Output { .. }, Scope::Session(_)) => self.is_new_line(&event),
                             (LiveEvent::SyncProgress { project_id, .. }, Scope::Project(id)) => project_id == id,
                             _ => false,
@@ -250,8 +250,8 @@ enum Replay {
 /// The next output event (or that some were lost to lag, or that the hub
 /// is gone); never, without a receiver.
 async fn next_output(
-    output: &mut Option<broadcast::Receiver<Arc<LiveEvent>>>,
-) -> Result<Arc<LiveEvent>, RecvError> {
+    output: &mut Option<broadcast::Receiver<Arc<Published>>>,
+) -> Result<Arc<Published>, RecvError> {
     match output {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,

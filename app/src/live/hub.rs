@@ -7,7 +7,8 @@
 use super::{LiveEvent, OutputBacklog, BACKLOG_LINES};
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    ops::Deref,
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
 };
 use tokio::sync::{broadcast, watch};
 
@@ -34,11 +35,43 @@ const _: () = assert!(
 /// backlog per running run, and runs at once are bounded (`--max-runs`).
 pub const BACKLOG_BYTES: usize = 256 << 10;
 
+/// An event as the streams send it. Its JSON is made once, by the first
+/// stream that sends it, and shared by every other page that receives it:
+/// a change reaching a thousand pages is serialised once, not a thousand times.
+#[derive(Debug)]
+pub struct Published {
+    event: LiveEvent,
+    json: OnceLock<String>,
+}
+
+impl Published {
+    pub fn new(event: LiveEvent) -> Self {
+        Self {
+            event,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The event's wire form (`LiveEvent` as JSON).
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default())
+    }
+}
+
+impl Deref for Published {
+    type Target = LiveEvent;
+
+    fn deref(&self) -> &LiveEvent {
+        &self.event
+    }
+}
+
 /// Fans events out to subscribers. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventHub {
-    changes: broadcast::Sender<Arc<LiveEvent>>,
-    output: broadcast::Sender<Arc<LiveEvent>>,
+    changes: broadcast::Sender<Arc<Published>>,
+    output: broadcast::Sender<Arc<Published>>,
     closing: watch::Sender<bool>,
     /// Per session, its running run's backlog. A line is stored and sent
     /// under this lock, and a follower subscribes and copies under it: so
@@ -63,7 +96,7 @@ struct Backlog {
     run_id: String,
     /// The number of the run's last line (lines count from 1).
     last: u64,
-    lines: VecDeque<Arc<LiveEvent>>,
+    lines: VecDeque<Arc<Published>>,
     /// Line text held in `lines`.
     bytes: usize,
 }
@@ -79,7 +112,7 @@ impl Backlog {
     }
 
     /// Keeps `event`, dropping the oldest lines beyond the bounds.
-    fn push(&mut self, event: Arc<LiveEvent>) {
+    fn push(&mut self, event: Arc<Published>) {
         self.bytes += line_len(&event);
         self.lines.push_back(event);
         while self.lines.len() > BACKLOG_LINES || self.bytes > BACKLOG_BYTES {
@@ -104,7 +137,7 @@ impl EventHub {
     /// [`crate::db::Db::write`] calls this, which keeps commit order.
     pub(crate) fn publish(&self, changes: Vec<LiveEvent>) {
         for change in changes {
-            let _ = self.changes.send(Arc::new(change));
+            let _ = self.changes.send(Arc::new(Published::new(change)));
         }
     }
 
@@ -124,12 +157,12 @@ impl EventHub {
             return;
         };
         backlog.last += 1;
-        let event = Arc::new(LiveEvent::Output {
+        let event = Arc::new(Published::new(LiveEvent::Output {
             session_id: session_id.to_owned(),
             run_id: run_id.to_owned(),
             n: backlog.last,
             line: clip_line(line),
-        });
+        }));
         backlog.push(Arc::clone(&event));
         if self.output.receiver_count() > 0 {
             let _ = self.output.send(event);
@@ -156,7 +189,7 @@ impl EventHub {
         let lines = backlog
             .lines
             .iter()
-            .filter_map(|event| match &**event {
+            .filter_map(|event| match &***event {
                 LiveEvent::Output { line, .. } => Some(line.clone()),
                 _ => None,
             })
@@ -174,7 +207,7 @@ impl EventHub {
     pub fn subscribe_session_output(
         &self,
         session_id: &str,
-    ) -> (broadcast::Receiver<Arc<LiveEvent>>, Vec<Arc<LiveEvent>>) {
+    ) -> (broadcast::Receiver<Arc<Published>>, Vec<Arc<Published>>) {
         let backlogs = self.backlogs();
         let receiver = self.output.subscribe();
         let lines = backlogs
@@ -186,18 +219,20 @@ impl EventHub {
 
     /// Subscribes to committed changes. Subscribe *before* reading the
     /// database, then skip what the read already covered.
-    pub fn subscribe_changes(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Arc<Published>> {
         self.changes.subscribe()
     }
 
     /// Publishes how far a sync has got.
     pub fn publish_sync_progress(&self, project_id: i32, scanned: usize, total: usize) {
         if self.output.receiver_count() > 0 {
-            let _ = self.output.send(Arc::new(LiveEvent::SyncProgress {
-                project_id,
-                scanned,
-                total,
-            }));
+            let _ = self
+                .output
+                .send(Arc::new(Published::new(LiveEvent::SyncProgress {
+                    project_id,
+                    scanned,
+                    total,
+                })));
         }
     }
 
@@ -212,7 +247,7 @@ impl EventHub {
     }
 
     /// Subscribes to agent output (every session's) and sync progress.
-    pub fn subscribe_output(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+    pub fn subscribe_output(&self) -> broadcast::Receiver<Arc<Published>> {
         self.output.subscribe()
     }
 
@@ -280,7 +315,7 @@ mod tests {
         let mut held = 0;
         loop {
             match output.try_recv() {
-                Ok(event) => match &*event {
+                Ok(event) => match &**event {
                     LiveEvent::Output { line, .. } => held += line.len(),
                     other => panic!("unexpected {other:?}"),
                 },

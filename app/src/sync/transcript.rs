@@ -3,7 +3,9 @@
 //! imported session needs. Pure: no files, no database.
 
 use crate::agent::AgentKind;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{value::RawValue, Value};
+use std::borrow::Cow;
 
 /// Longest name taken from a transcript.
 const MAX_NAME_CHARS: usize = 80;
@@ -98,6 +100,54 @@ impl TranscriptInfo {
         if line.trim().is_empty() {
             return;
         }
+        if agent == AgentKind::Claude {
+            if let Ok(event) = serde_json::from_str::<ClaudeLine>(line) {
+                self.read_claude(event);
+                return;
+            }
+        }
+        self.read_value(agent, line);
+    }
+
+    /// [`TranscriptInfo::read_line`] for a Claude Code line whose fields
+    /// have the usual types (nearly every line): the same as
+    /// [`TranscriptInfo::read_value`] gives, without building the line.
+    fn read_claude(&mut self, event: ClaudeLine<'_>) {
+        if let Some(at) = event.timestamp.as_deref().and_then(parse_timestamp) {
+            self.first_at = Some(self.first_at.map_or(at, |t| t.min(at)));
+            self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
+        }
+        if self.external_id.is_none() {
+            self.external_id = event.session_id.map(Cow::into_owned);
+        }
+        if self.cwd.is_none() {
+            self.cwd = event.cwd.filter(|c| !c.is_empty()).map(Cow::into_owned);
+        }
+        let flag = |value: Option<bool>| value.unwrap_or(false);
+        match event.kind.as_deref() {
+            Some("summary") => {
+                if let Some(title) = event.summary.filter(|t| is_person_prompt(t)) {
+                    self.title = Some(title.into_owned());
+                }
+            }
+            _ if flag(event.is_sidechain)
+                || flag(event.is_meta)
+                || flag(event.is_compact_summary) => {}
+            Some("assistant") => self.message_count += 1,
+            Some("user") => {
+                let prompt = event
+                    .message
+                    .and_then(|m| m.content)
+                    .and_then(first_claude_prompt);
+                self.add_prompt(prompt);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads a line as a JSON `Value`: Codex lines, and Claude lines with
+    /// unusual field types.
+    fn read_value(&mut self, agent: AgentKind, line: &str) {
         let Ok(Value::Object(event)) = serde_json::from_str::<Value>(line) else {
             self.skipped_lines += 1;
             return;
@@ -207,6 +257,78 @@ impl TranscriptInfo {
     }
 }
 
+/// The fields of a Claude Code transcript line that an import reads,
+/// borrowed from the line. The message content, most of a transcript's
+/// bytes, is only looked at for user lines. A line whose fields have other
+/// types fails to parse as this and is read as a `Value` instead, with the
+/// same result (a non-string `cwd` is no cwd either way).
+#[derive(Deserialize)]
+struct ClaudeLine<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(rename = "sessionId", borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    cwd: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    summary: Option<Cow<'a, str>>,
+    #[serde(rename = "isSidechain", default)]
+    is_sidechain: Option<bool>,
+    #[serde(rename = "isMeta", default)]
+    is_meta: Option<bool>,
+    #[serde(rename = "isCompactSummary", default)]
+    is_compact_summary: Option<bool>,
+    #[serde(borrow, default)]
+    message: Option<ClaudeMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ClaudeMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+/// A content block, borrowed: only its kind and text are read.
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+/// [`first_prompt`] of a Claude user line's content, read as a string or
+/// as blocks without building them; other shapes go through `Value`.
+fn first_claude_prompt(content: &RawValue) -> Option<String> {
+    let raw = content.get();
+    if let Ok(text) = serde_json::from_str::<String>(raw) {
+        return is_person_prompt(&text).then_some(text);
+    }
+    if let Ok(blocks) = serde_json::from_str::<Vec<Block>>(raw) {
+        if blocks
+            .iter()
+            .any(|b| b.kind.as_deref() == Some("tool_result"))
+        {
+            return None;
+        }
+        return blocks
+            .iter()
+            .filter(|b| {
+                matches!(
+                    b.kind.as_deref(),
+                    Some("text" | "input_text" | "output_text")
+                )
+            })
+            .filter_map(|b| b.text.as_deref())
+            .find(|t| is_person_prompt(t))
+            .map(str::to_owned);
+    }
+    let content: Value = serde_json::from_str(raw).ok()?;
+    first_prompt(&content, is_person_prompt)
+}
+
 /// The first text in message content that `is_prompt` accepts: a plain
 /// string, or a text block (`text`, or Codex's `input_text` / `output_text`;
 /// Claude puts IDE context in blocks before the prompt). Content carrying a
@@ -312,6 +434,41 @@ mod tests {
             r#"{"type":"summary","summary":"Flaky test fixed","leafUuid":"x"}"#,
         );
         assert_eq!(info.name(AgentKind::Claude), "Flaky test fixed");
+    }
+
+    #[test]
+    fn claude_lines_read_borrowed_give_what_values_give() {
+        let lines = [
+            r#"{"type":"user","sessionId":"s1","cwd":"/p","timestamp":"2025-01-01T00:00:00Z","message":{"content":"Fix it\nnow"}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"ide_opened_file","text":"x"},{"type":"text","text":"<ide_selection>a</ide_selection>"},{"type":"text","text":"Real prompt"}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","content":"out"},{"type":"text","text":"beside"}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"text","text":42},{"type":"text","text":"After a number"}]}}"#,
+            r#"{"type":"user","message":{"content":["a string block",{"type":"text","text":"Then text"}]}}"#,
+            r#"{"type":"user","message":{"content":{"odd":true}}}"#,
+            r#"{"type":"user","message":null,"cwd":7}"#,
+            r#"{"type":"assistant","isSidechain":"yes","message":{"content":[{"type":"text","text":"x"}]}}"#,
+            r#"{"type":"assistant","isMeta":true}"#,
+            r#"{"type":"assistant","isSidechain":null,"timestamp":"2025-01-01T00:05:00.5Z"}"#,
+            r#"{"type":"summary","summary":"A title"}"#,
+            r#"{"type":"summary","summary":["not","text"]}"#,
+            r#"{"type":"user","sessionId":"s2","sessionId":"dup","message":{"content":"Dup keys"}}"#,
+            r#"{"type":"user","cwd":"","message":{"content":"[Request interrupted by user]"}}"#,
+            r#"["not","an","object"]"#,
+            "not json",
+        ];
+        for line in lines {
+            let (mut fast, mut slow) = (TranscriptInfo::default(), TranscriptInfo::default());
+            fast.read_line(AgentKind::Claude, line);
+            slow.read_value(AgentKind::Claude, line);
+            assert_eq!(fast, slow, "{line}");
+        }
+        let (mut fast, mut slow) = (TranscriptInfo::default(), TranscriptInfo::default());
+        for line in lines {
+            fast.read_line(AgentKind::Claude, line);
+            slow.read_value(AgentKind::Claude, line);
+        }
+        assert_eq!(fast, slow);
+        assert_eq!(fast.name(AgentKind::Claude), "A title");
     }
 
     #[test]

@@ -57,7 +57,12 @@ impl Http {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        self.sender.ready().await.map_err(|e| e.to_string())?;
+        // The server closes a connection idle for longer than its header
+        // timeout: start a new one then, as a browser would.
+        if self.sender.ready().await.is_err() {
+            *self = Self::connect(&self.addr).await?;
+            self.sender.ready().await.map_err(|e| e.to_string())?;
+        }
         self.sender
             .send_request(request)
             .await

@@ -239,39 +239,26 @@ fn main() -> std::process::ExitCode {
 async fn run(bins: &Binaries, plan: &Plan) -> Report {
     let mut report = Report::default();
     let scratch = tempfile::tempdir().expect("a scratch directory");
-    let outcome = async {
-        live::run(bins, &scratch.path().join("live"), &plan.live, &mut report).await?;
-        let writes = scratch.path().join("writes");
-        writes::transitions(&writes, plan.transitions, &mut report).await?;
-        writes::cold_start(bins, &writes, &mut report).await?;
-        writes::hook_ingest(
-            bins,
-            &scratch.path().join("hooks"),
-            plan.hook_time,
-            &mut report,
-        )
-        .await?;
+    let dir = |name: &str| scratch.path().join(name);
+    // Each step on its own: one that fails is reported, and the rest run.
+    let steps = [
+        live::run(bins, &dir("live"), &plan.live, &mut report).await,
+        writes::transitions(&dir("writes"), plan.transitions, &mut report).await,
+        writes::cold_start(bins, &dir("writes"), &mut report).await,
+        writes::hook_ingest(bins, &dir("hooks"), plan.hook_time, &mut report).await,
         pages::ssr(
             bins,
-            &scratch.path().join("ssr"),
+            &dir("ssr"),
             plan.ssr_sessions,
             plan.ssr_time,
             &mut report,
         )
-        .await?;
-        sync::sync(
-            bins,
-            &scratch.path().join("sync"),
-            plan.sync_files,
-            &mut report,
-        )
-        .await?;
-        Ok::<_, String>(())
-    }
-    .await;
-    if let Err(err) = outcome {
-        report.problems.push(err);
-    }
+        .await,
+        sync::sync(bins, &dir("sync"), plan.sync_files, &mut report).await,
+    ];
+    report
+        .problems
+        .extend(steps.into_iter().filter_map(Result::err));
     pages::bundle(&mut report);
     report
 }
