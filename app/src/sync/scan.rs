@@ -147,6 +147,7 @@ impl Syncer {
                     files_skipped: listing.skipped,
                     ..SyncSummary::default()
                 };
+                let mut read = Vec::with_capacity(FILE_ROWS_PER_COMMIT);
                 for (scanned, found) in files.iter().enumerate() {
                     if scanned % 25 == 0 || scanned + 1 == files.len() {
                         hub.publish_sync_progress(project_id, scanned + 1, files.len());
@@ -203,13 +204,12 @@ impl Syncer {
                         message_count: info.message_count,
                         skipped_lines: info.skipped_lines,
                     };
-                    diesel::insert_into(transcript_files::table)
-                        .values(&row)
-                        .on_conflict(transcript_files::path)
-                        .do_update()
-                        .set(&row)
-                        .execute(conn)?;
+                    read.push(row);
+                    if read.len() == FILE_ROWS_PER_COMMIT {
+                        save_file_rows(conn, &mut read)?;
+                    }
                 }
+                save_file_rows(conn, &mut read)?;
                 Ok(summary)
             })
             .await
@@ -257,6 +257,31 @@ struct ImportCounts {
     imported: usize,
     updated: usize,
     errors_cleared: usize,
+}
+
+/// Rows of files read that are saved in one transaction: one commit per
+/// file made a first sync of many files commit-bound, and a transaction
+/// over the whole scan would hold other writers (a run's end) off too long.
+const FILE_ROWS_PER_COMMIT: usize = 256;
+
+/// Saves (and clears) the rows of files read, in one transaction.
+fn save_file_rows(conn: &mut SqliteConnection, rows: &mut Vec<FileRow>) -> Result<(), AppError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    conn.immediate_transaction(|conn| {
+        for row in rows.iter() {
+            diesel::insert_into(transcript_files::table)
+                .values(row)
+                .on_conflict(transcript_files::path)
+                .do_update()
+                .set(row)
+                .execute(conn)?;
+        }
+        Ok::<_, AppError>(())
+    })?;
+    rows.clear();
+    Ok(())
 }
 
 /// Imports (or refreshes) the sessions of transcripts recorded in `path`,
