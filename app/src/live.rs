@@ -68,7 +68,7 @@ pub fn notify_run_end(session_name: &str, change: &Transition) {
         Reason::Failed => format!("{session_name} failed"),
         Reason::Interrupted => format!("{session_name} was interrupted"),
         Reason::Attention => match change.attention {
-            Some(attention) => format!("{session_name}: {}", attention.label().to_lowercase()),
+            Some(attention) => format!("{session_name}: {}", attention.lowercase_label()),
             None => return,
         },
         _ => return,

@@ -378,7 +378,7 @@ impl Notification {
         match self.event {
             Event::Failed => format!("{session} failed"),
             Event::NeedsYou => match self.attention {
-                Some(attention) => format!("{session}: {}", attention.label().to_lowercase()),
+                Some(attention) => format!("{session}: {}", attention.lowercase_label()),
                 None => format!("{session} needs you"),
             },
             Event::Finished => format!("{session} finished"),

@@ -39,6 +39,10 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A session as stored and shown.
+///
+/// The browser does not decode the fields marked `skip_deserializing` under
+/// `hydrate` (they stay at their defaults there): no page reads them, and
+/// each decoded field costs the bundle about 0.4 KiB.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(
     feature = "ssr",
@@ -54,19 +58,23 @@ pub struct Session {
     pub state: SessionState,
     /// Set exactly when `state` is `Error`.
     pub error_message: Option<String>,
+    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub created_at: i64,
     pub updated_at: i64,
     pub state_changed_at: i64,
     /// The agent's own conversation id, once a run reported it: later
     /// messages continue that conversation.
+    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub external_id: Option<String>,
     /// Messages in the agent's transcript at the last sync (imported sessions).
+    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub message_count: i32,
     /// What the working session waits for from the person, if anything.
     pub attention: Option<Attention>,
     /// When a hook last reported for it: set for terminal sessions only.
     pub last_hook_at: Option<i64>,
     /// When the agent ended the session (it may be resumed later).
+    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub ended_at: Option<i64>,
     /// What the agent may do without asking.
     pub permission_mode: crate::permission::PermissionMode,

@@ -37,6 +37,15 @@ impl Attention {
             Self::Input => "Needs input",
         }
     }
+
+    /// The label inside a sentence ("s1: needs approval"); spelled out
+    /// because `to_lowercase` brings Unicode case tables into the bundle.
+    pub const fn lowercase_label(self) -> &'static str {
+        match self {
+            Self::Approval => "needs approval",
+            Self::Input => "needs input",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ macro_rules! text_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
         #[cfg_attr(
             feature = "ssr",
             derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)
@@ -37,6 +37,17 @@ macro_rules! text_enum {
                 match self {
                     $( Self::$variant => $text, )+
                 }
+            }
+        }
+
+        // By hand: serde's derived enum visitor is ~1 KiB of WASM per enum;
+        // reading a string and looking it up shares one string decoder.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                Self::ALL.into_iter().find(|v| v.as_str() == text).ok_or_else(|| {
+                    serde::de::Error::unknown_variant(&text, &[$($text),+])
+                })
             }
         }
 

@@ -2,7 +2,7 @@
 //! opt-in for browser notifications when runs end.
 
 use crate::live::Connection;
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 
 /// "Live" / "Reconnecting…", announced politely to screen readers.
 #[component]
@@ -37,12 +37,15 @@ pub fn NotifyToggle() -> impl IntoView {
         #[cfg(feature = "hydrate")]
         let _ = web_sys::Notification::request_permission();
     };
-    view! {
-        <Show
-            when=move || granted.get()
-            fallback=move || view! { <button type="button" class="notify" on:click=ask>"Notify me when runs end"</button> }
-        >
-            <span class="notify-on">"Notifications on"</span>
-        </Show>
+    // A closure rather than `<Show>`: its fallback is a type-erased view,
+    // which brings a second (async) copy of the hydration code.
+    move || {
+        if granted.get() {
+            Either::Left(view! { <span class="notify-on">"Notifications on"</span> })
+        } else {
+            Either::Right(
+                view! { <button type="button" class="notify" on:click=ask>"Notify me when runs end"</button> },
+            )
+        }
     }
 }

@@ -10,7 +10,8 @@ use super::{
 };
 use crate::{
     components::{
-        attention_marker, coarse, form_error, LiveIndicator, ServerCall, SessionStateBadge,
+        attention_marker, coarse, form_error, IslandProp, LiveIndicator, ServerCall,
+        SessionStateBadge,
     },
     hook::{load_hook_status, HookStatus},
     live::{use_live, LiveEvent, Scope},
@@ -20,7 +21,7 @@ use crate::{
         ProjectSummary,
     },
 };
-use leptos::{prelude::*, server_fn::ServerFn};
+use leptos::{either::Either, prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
@@ -39,7 +40,7 @@ pub fn ProjectsPage() -> impl IntoView {
                         <Title text=format!("{}Projects · agentdeck", overview.totals().title_prefix()) />
                         <h1>"Projects"</h1>
                         {hooks.map(hook_status)}
-                        <ProjectsPanel overview filter can_write />
+                        <ProjectsPanel overview=IslandProp(overview) filter can_write />
                     }
                     .into_any(),
                     Err(err) => view! { <ErrorPage err /> }.into_any(),
@@ -109,10 +110,11 @@ fn hook_status(status: HookStatus) -> impl IntoView {
 /// A read-only viewer (`can_write` false) gets no "Add project" form.
 #[island]
 fn ProjectsPanel(
-    overview: Overview,
+    overview: IslandProp<Overview>,
     filter: Option<ActiveFilter>,
     can_write: bool,
 ) -> impl IntoView {
+    let IslandProp(overview) = overview;
     let applied = StoredValue::new(overview.seq);
     let overview = RwSignal::new(overview);
     let add = ServerCall::clearing_form();
@@ -197,7 +199,9 @@ fn ProjectsPanel(
                 <ul class="session-list" aria-label="Active sessions">
                     {move || active().into_iter().map(|active| active_item(active, now)).collect_view()}
                 </ul>
-                <Show when=move || active().is_empty()>
+                // Closures rather than `<Show>`: its fallback is a type-erased
+                // view, which brings a second (async) copy of the hydration code.
+                {move || active().is_empty().then(|| view! {
                     <p class="empty">
                         {match filter {
                             None => "Nothing is working, failed or waiting for you.",
@@ -206,7 +210,7 @@ fn ProjectsPanel(
                             Some(ActiveFilter::NeedsYou) => "Nothing is waiting for you.",
                         }}
                     </p>
-                </Show>
+                })}
             </section>
             {can_write.then(|| view! {
                 <section class="card">
@@ -237,18 +241,21 @@ fn ProjectsPanel(
             })}
             <section aria-labelledby="projects-heading">
                 <h2 id="projects-heading" class="visually-hidden">"All projects"</h2>
-                <Show
-                    when=move || overview.with(|o| !o.projects.is_empty())
-                    fallback=move || view! {
-                        <p class="empty">
-                            {if can_write { "No projects yet. Add a directory above to start." } else { "No projects yet." }}
-                        </p>
+                {move || overview.with(|o| {
+                    if o.projects.is_empty() {
+                        Either::Left(view! {
+                            <p class="empty">
+                                {if can_write { "No projects yet. Add a directory above to start." } else { "No projects yet." }}
+                            </p>
+                        })
+                    } else {
+                        Either::Right(view! {
+                            <ul class="project-list" aria-label="Projects">
+                                {o.projects.iter().map(project_item).collect_view()}
+                            </ul>
+                        })
                     }
-                >
-                    <ul class="project-list" aria-label="Projects">
-                        {move || overview.with(|o| o.projects.iter().map(project_item).collect_view())}
-                    </ul>
-                </Show>
+                })}
             </section>
         </div>
     }
@@ -309,7 +316,10 @@ mod tests {
             active: Vec::new(),
             seq: 0,
         };
-        Owner::new().with(|| view! { <ProjectsPanel overview filter=None can_write /> }.to_html())
+        Owner::new().with(|| {
+            view! { <ProjectsPanel overview=IslandProp(overview) filter=None can_write /> }
+                .to_html()
+        })
     }
 
     #[test]

@@ -13,7 +13,8 @@ use crate::{
     agent::AgentKind,
     approval::{AnswerApproval, Approval},
     components::{
-        attention_marker, form_error, LiveIndicator, NotifyToggle, ServerCall, SessionStateBadge,
+        attention_marker, form_error, IslandProp, LiveIndicator, NotifyToggle, ServerCall,
+        SessionStateBadge,
     },
     live::{notify_run_end, use_live, LiveEvent, OutputBacklog, Scope},
     permission::PermissionMode,
@@ -26,7 +27,7 @@ use crate::{
     session_state::SessionState,
     transition::{Reason, Transition},
 };
-use leptos::{prelude::*, server_fn::ServerFn};
+use leptos::{either::Either, prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -78,17 +79,17 @@ pub fn SessionPage() -> impl IntoView {
                                     session_id=detail.session.id.clone()
                                     session_name=detail.session.name.clone()
                                     session_url=detail.session.url()
-                                    conversation=detail.conversation()
-                                    timeline=TimelinePage {
+                                    conversation=IslandProp(detail.conversation())
+                                    timeline=IslandProp(TimelinePage {
                                         transitions: detail.transitions,
                                         has_earlier: detail.has_earlier_transitions,
-                                    }
+                                    })
                                     before
                                     transitions_before
                                     state_changed_at=detail.session.state_changed_at
                                     seq=detail.seq
                                     can_write
-                                    output=detail.output.unwrap_or_default()
+                                    output=IslandProp(detail.output.unwrap_or_default())
                                 />
                             }
                                 .into_any()
@@ -115,15 +116,17 @@ fn SessionConsole(
     session_id: String,
     session_name: String,
     session_url: String,
-    conversation: Conversation,
-    timeline: TimelinePage,
+    conversation: IslandProp<Conversation>,
+    timeline: IslandProp<TimelinePage>,
     before: Option<i32>,
     transitions_before: Option<i32>,
     state_changed_at: i64,
     seq: i32,
     can_write: bool,
-    output: OutputBacklog,
+    output: IslandProp<OutputBacklog>,
 ) -> impl IntoView {
+    let (IslandProp(conversation), IslandProp(timeline), IslandProp(output)) =
+        (conversation, timeline, output);
     let conversation = RwSignal::new(conversation);
     let timeline_has_earlier = RwSignal::new(timeline.has_earlier);
     let timeline = RwSignal::new(timeline.transitions);
@@ -274,9 +277,9 @@ fn SessionConsole(
                 <LiveIndicator connection />
                 <NotifyToggle />
             </div>
-            <Show when=move || deleted.get()>
-                <p class="form-error" role="alert">"This session was deleted."</p>
-            </Show>
+            // Plain closures rather than `<Show>`: its fallback is a type-erased
+            // view, which brings a second (async) copy of the hydration code.
+            {move || deleted.get().then(|| view! { <p class="form-error" role="alert">"This session was deleted."</p> })}
             <section class="session-status" aria-label="Status">
                 {move || {
                     let (state, error_message, attention, last_hook_at) = conversation
@@ -319,9 +322,11 @@ fn SessionConsole(
                 let working = state() == SessionState::Working;
                 mode_view(agent, mode, can_write, working, set_mode, mode_id.clone())
             }}
-            <Show when=move || state() == SessionState::Working && output.with(|o| !o.lines.is_empty())>
-                <pre class="live-output" aria-label="Live output">{move || output.with(|o| o.lines.join("\n"))}</pre>
-            </Show>
+            {move || {
+                (state() == SessionState::Working && output.with(|o| !o.lines.is_empty())).then(|| {
+                    view! { <pre class="live-output" aria-label="Live output">{move || output.with(|o| o.lines.join("\n"))}</pre> }
+                })
+            }}
             {latest}
             <section>
                 <h2>"Conversation"</h2>
@@ -340,14 +345,18 @@ fn SessionConsole(
                         })
                 }}
                 {form_error(move || earlier.error())}
-                <Show
-                    when=move || conversation.with(|c| !c.entries.is_empty())
-                    fallback=|| view! { <p class="empty">"No messages yet."</p> }
-                >
-                    <ol class="messages" aria-label="Messages">
-                        {move || conversation.with(|c| c.entries.iter().cloned().map(entry_view).collect_view())}
-                    </ol>
-                </Show>
+                {move || {
+                    let entries = conversation.with(|c| c.entries.clone());
+                    if entries.is_empty() {
+                        Either::Left(view! { <p class="empty">"No messages yet."</p> })
+                    } else {
+                        Either::Right(view! {
+                            <ol class="messages" aria-label="Messages">
+                                {entries.into_iter().map(entry_view).collect_view()}
+                            </ol>
+                        })
+                    }
+                }}
             </section>
             {can_write.then(|| view! {
                 <section class="card">
@@ -481,16 +490,15 @@ fn mode_view(
     let warning = mode
         .warning()
         .map(|text| view! { <p class="mode-warning" role="note">{text}</p> });
+    // `Either`, not `into_any`: a type-erased view carries a second (async)
+    // copy of its hydration code into the bundle.
     if !can_write {
-        return Some(
-            view! {
-                <section class="mode card" aria-label="Permission mode">
-                    <p>"Permission mode: " <strong>{mode.label()}</strong></p>
-                    {warning}
-                </section>
-            }
-            .into_any(),
-        );
+        return Some(Either::Left(view! {
+            <section class="mode card" aria-label="Permission mode">
+                <p>"Permission mode: " <strong>{mode.label()}</strong></p>
+                {warning}
+            </section>
+        }));
     }
     let options = choices
         .iter()
@@ -502,24 +510,21 @@ fn mode_view(
             view! { <option value=choice.as_str() selected=*choice == mode>{label}</option> }
         })
         .collect_view();
-    Some(
-        view! {
-            <section class="mode card" aria-label="Permission mode">
-                <form method="post" action=SetPermissionMode::PATH on:submit=move |event| set_mode.submit(event)>
-                    <input type="hidden" name="session_id" value=session_id />
-                    <label for="permission-mode">"Permission mode"</label>
-                    " "
-                    <select id="permission-mode" name="mode" disabled=working>{options}</select>
-                    " "
-                    <button type="submit" disabled=move || working || set_mode.pending()>"Change mode"</button>
-                    {working.then(|| view! { <span class="muted">" Changeable once the run ends."</span> })}
-                </form>
-                {warning}
-                {form_error(move || set_mode.error())}
-            </section>
-        }
-        .into_any(),
-    )
+    Some(Either::Right(view! {
+        <section class="mode card" aria-label="Permission mode">
+            <form method="post" action=SetPermissionMode::PATH on:submit=move |event| set_mode.submit(event)>
+                <input type="hidden" name="session_id" value=session_id />
+                <label for="permission-mode">"Permission mode"</label>
+                " "
+                <select id="permission-mode" name="mode" disabled=working>{options}</select>
+                " "
+                <button type="submit" disabled=move || working || set_mode.pending()>"Change mode"</button>
+                {working.then(|| view! { <span class="muted">" Changeable once the run ends."</span> })}
+            </form>
+            {warning}
+            {form_error(move || set_mode.error())}
+        </section>
+    }))
 }
 
 /// A "Show earlier" link: without JavaScript a plain link to the page with
@@ -639,14 +644,14 @@ mod tests {
                     session_id="s1".to_owned()
                     session_name="s".to_owned()
                     session_url="/projects/1/sessions/s1".to_owned()
-                    conversation
-                    timeline
+                    conversation=IslandProp(conversation)
+                    timeline=IslandProp(timeline)
                     before=None
                     transitions_before=None
                     state_changed_at=0
                     seq=7
                     can_write
-                    output
+                    output=IslandProp(output)
                 />
             }
             .to_html()

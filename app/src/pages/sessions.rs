@@ -6,8 +6,8 @@ use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice, AgentKind},
     components::{
-        attention_marker, coarse, form_error, since_label, LiveIndicator, NotifyToggle, ServerCall,
-        SessionStateBadge,
+        attention_marker, coarse, form_error, since_label, IslandProp, LiveIndicator, NotifyToggle,
+        ServerCall, SessionStateBadge,
     },
     error::AppError,
     live::{notify_run_end, use_live, LiveEvent, Scope},
@@ -66,9 +66,9 @@ pub fn SessionsPage() -> impl IntoView {
                                 <SessionsPanel
                                     project_id=project.id
                                     project_name=project.name
-                                    sessions
-                                    agents
-                                    counts
+                                    sessions=IslandProp(sessions)
+                                    agents=IslandProp(agents)
+                                    counts=IslandProp(counts)
                                     seq
                                     filter
                                     can_write
@@ -130,14 +130,15 @@ fn terminal_approvals(project: &Project, can_write: bool) -> impl IntoView {
 fn SessionsPanel(
     project_id: i32,
     project_name: String,
-    sessions: Vec<Session>,
-    agents: Vec<AgentChoice>,
-    counts: StateCounts,
+    sessions: IslandProp<Vec<Session>>,
+    agents: IslandProp<Vec<AgentChoice>>,
+    counts: IslandProp<StateCounts>,
     seq: i32,
     filter: Option<SessionState>,
     can_write: bool,
     unseen: Vec<String>,
 ) -> impl IntoView {
+    let (IslandProp(sessions), IslandProp(agents), IslandProp(counts)) = (sessions, agents, counts);
     let sessions = RwSignal::new(sessions);
     let unseen = RwSignal::new(unseen);
     let counts = RwSignal::new(counts);
@@ -404,7 +405,9 @@ fn SessionsPanel(
                         <SessionItem session rename delete now can_write unseen />
                     </For>
                 </ul>
-                <Show when=move || sessions.with(Vec::is_empty)>
+                // Not `<Show>`: its fallback is a type-erased view, which brings
+                // a second (async) copy of the hydration code.
+                {move || sessions.with(Vec::is_empty).then(|| view! {
                     <p class="empty">
                         {match filter {
                             None if can_write => "No sessions yet. Create one above.".to_owned(),
@@ -412,7 +415,7 @@ fn SessionsPanel(
                             Some(state) => format!("No {state} sessions."),
                         }}
                     </p>
-                </Show>
+                })}
             </section>
         </div>
     }
@@ -559,9 +562,9 @@ mod tests {
                 <SessionsPanel
                     project_id=1
                     project_name="p".to_owned()
-                    sessions=vec![session]
-                    agents
-                    counts=StateCounts::default()
+                    sessions=IslandProp(vec![session])
+                    agents=IslandProp(agents)
+                    counts=IslandProp(StateCounts::default())
                     seq=0
                     filter=None
                     can_write
