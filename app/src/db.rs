@@ -83,12 +83,16 @@ struct SqliteSettings;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettings {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-            BUSY_TIMEOUT.as_millis()
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute(&connection_settings())
+            .map_err(diesel::r2d2::Error::QueryError)
     }
+}
+
+fn connection_settings() -> String {
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+        BUSY_TIMEOUT.as_millis()
+    )
 }
 
 /// A handle on the database, cheap to clone and share between requests.
@@ -97,10 +101,16 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettin
 pub struct Db {
     pool: Pool<ConnectionManager<SqliteConnection>>,
     hub: EventHub,
-    /// Held from a change's commit until it is published, so the hub sees
+    /// The one connection every [`Db::write`] runs on, held from the start
+    /// of a change's transaction until it is published, so the hub sees
     /// changes in commit (`seq`) order. SQLite admits one writer at a time
-    /// anyway, so this costs no throughput.
-    publish_order: Arc<Mutex<()>>,
+    /// anyway. Being the only writer, its page cache stays valid between
+    /// writes: a pooled connection finds its cache stale after any other
+    /// connection's commit and reads the pages again (a third of a hook's
+    /// cost, measured by `scripts/bench.sh`).
+    writer: Arc<Mutex<SqliteConnection>>,
+    /// The database file, to reopen the writer's connection.
+    path: Arc<str>,
     /// One per pooled connection: work waits for a permit here, on the
     /// async side, rather than as a blocked thread waiting for a connection
     /// (a burst of page loads would otherwise start a thread each).
@@ -149,7 +159,8 @@ impl Db {
         let db = Self {
             pool,
             hub: EventHub::default(),
-            publish_order: Arc::default(),
+            writer: Arc::new(Mutex::new(writer_connection(path)?)),
+            path: path.into(),
             permits: Arc::new(Semaphore::new(POOL_SIZE as usize)),
         };
         db.migrate()?;
@@ -205,12 +216,32 @@ impl Db {
         F: FnOnce(&mut SqliteConnection) -> Result<(T, Vec<LiveEvent>), AppError> + Send + 'static,
         T: Send + 'static,
     {
-        let (hub, order) = (self.hub.clone(), Arc::clone(&self.publish_order));
-        self.run(move |conn| {
-            let _order = order
+        let (hub, writer, path) = (
+            self.hub.clone(),
+            Arc::clone(&self.writer),
+            self.path.clone(),
+        );
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|err| DbError::Task(err.to_string()))?;
+        let done = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = writer
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let (value, changes) = work(conn)?;
+            let outcome = work(&mut conn);
+            // A connection left inside a transaction (a failure diesel could
+            // not roll back) is replaced, or every later write would fail.
+            if outcome.is_err() && !is_outside_transaction(&mut conn) {
+                match writer_connection(&path) {
+                    Ok(fresh) => *conn = fresh,
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot reopen the writer connection")
+                    }
+                }
+            }
+            let (value, changes) = outcome?;
             // The commit instant of each change, for `scripts/bench.sh`
             // (commit → page latency); logged after the publish, so the
             // log line does not delay it. Free unless tracing asks for it.
@@ -225,9 +256,32 @@ impl Db {
                 }
             }
             Ok(value)
-        })
-        .await
+        });
+        done.await.map_err(|err| DbError::Task(err.to_string()))?
     }
+
+    /// The writer's connection, for blocking code (tests that fault it).
+    pub fn writer(&self) -> std::sync::MutexGuard<'_, SqliteConnection> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Opens the writer's connection with the pool's settings.
+fn writer_connection(path: &str) -> Result<SqliteConnection, DbError> {
+    let mut conn = SqliteConnection::establish(path)?;
+    conn.batch_execute(&connection_settings())?;
+    Ok(conn)
+}
+
+/// Whether `conn` is outside any transaction and usable.
+fn is_outside_transaction(conn: &mut SqliteConnection) -> bool {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    matches!(
+        AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth(),
+        Ok(None)
+    )
 }
 
 /// Microseconds since the Unix epoch, for timing across processes.

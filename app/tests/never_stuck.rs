@@ -158,16 +158,16 @@ async fn a_full_database_at_the_runs_end_still_leaves_working() {
     assert_eq!(open_runs(&detail), 0, "{detail:#?}");
 }
 
-/// Sets `PRAGMA max_page_count` on all pooled connections (to the current
-/// page count, i.e. full, or to `limit`), holding them all at once so each
-/// is a different one, then hands them back to the pool.
+/// Sets `PRAGMA max_page_count` on all pooled connections and the writer's
+/// (to the current page count, i.e. full, or to `limit`), holding the
+/// pooled ones all at once so each is a different one, then hands them back.
 fn set_page_limit_on_every_connection(db: &Db, limit: Option<i64>) {
+    let pragma = match limit {
+        Some(limit) => format!("PRAGMA max_page_count = {limit};"),
+        None => "PRAGMA max_page_count = 1;".to_owned(),
+    };
     let mut held = Vec::new();
     while let Ok(mut conn) = db.conn() {
-        let pragma = match limit {
-            Some(limit) => format!("PRAGMA max_page_count = {limit};"),
-            None => "PRAGMA max_page_count = 1;".to_owned(),
-        };
         // Below the current size SQLite keeps the current size: "full".
         conn.batch_execute(&pragma).unwrap();
         held.push(conn);
@@ -176,6 +176,8 @@ fn set_page_limit_on_every_connection(db: &Db, limit: Option<i64>) {
         }
     }
     assert_eq!(held.len(), 8, "the pool holds 8 connections");
+    // And the writer's own connection, where every change is written.
+    db.writer().batch_execute(&pragma).unwrap();
 }
 
 /// A late end of an older run never ends or overwrites a newer run.

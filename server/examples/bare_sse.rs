@@ -5,6 +5,9 @@
 //! - `POST /publish` sends one event to every open `GET /events` stream: its
 //!   id counts from 1, its data is the send instant (µs since the epoch), a
 //!   space, and the request body.
+//! - `POST /publish-blocking` does the same from tokio's blocking pool, as
+//!   agentdeck publishes right after its SQLite commit there: the thread
+//!   hop on its own, without a database.
 //! - `GET /page` serves the file named by `BARE_PAGE` (tower-http), the
 //!   static twin of a page agentdeck renders.
 //!
@@ -42,7 +45,8 @@ async fn main() -> std::io::Result<()> {
     };
     let mut app = Router::new()
         .route("/events", get(events))
-        .route("/publish", post(publish));
+        .route("/publish", post(publish))
+        .route("/publish-blocking", post(publish_blocking));
     if let Ok(page) = std::env::var("BARE_PAGE") {
         app = app.route_service("/page", ServeFile::new(page));
     }
@@ -79,4 +83,15 @@ async fn publish(State(hub): State<Hub>, body: String) {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
     let _ = hub.sender.send(Arc::new((id, format!("{sent_us} {body}"))));
+}
+
+async fn publish_blocking(State(hub): State<Hub>, body: String) {
+    let _ = tokio::task::spawn_blocking(move || {
+        let id = hub.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let sent_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let _ = hub.sender.send(Arc::new((id, format!("{sent_us} {body}"))));
+    })
+    .await;
 }

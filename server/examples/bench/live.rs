@@ -273,6 +273,7 @@ fn check_every_change(
 /// bare_sse: the same number of events of the same size at the same pace.
 async fn bare_run(
     bare: &Bare,
+    publish: &str,
     streams: Vec<EventStream>,
     published: &mut i64,
     data_len: usize,
@@ -289,7 +290,7 @@ async fn bare_run(
     let cpu_before = cpu_us();
     let started = tokio::time::Instant::now();
     for i in 0..pace.events {
-        driver.send("POST", "/publish", &[], body.clone()).await?;
+        driver.send("POST", publish, &[], body.clone()).await?;
         *published += 1;
         tokio::time::sleep_until(started + pace.interval * (i as u32 + 1)).await;
     }
@@ -377,6 +378,7 @@ pub async fn run(
         let bare_streams = open_streams(&bare.addr, "/events", clients).await?;
         let base = bare_run(
             &bare,
+            "/publish",
             bare_streams,
             &mut published,
             ours.mean_data_len,
@@ -384,6 +386,24 @@ pub async fn run(
             &mut problems,
         )
         .await?;
+        if clients == 1 {
+            // What the thread hop from the commit to the streams costs alone.
+            let bare_streams = open_streams(&bare.addr, "/events", clients).await?;
+            let hop = bare_run(
+                &bare,
+                "/publish-blocking",
+                bare_streams,
+                &mut published,
+                ours.mean_data_len,
+                sizes.pace,
+                &mut problems,
+            )
+            .await?;
+            report.note(format!(
+                "bare_sse publishing from tokio's blocking pool (as agentdeck does after its commit) to 1 client: p50 {:.2} ms p99 {:.2} ms",
+                hop.p50_ms, hop.p99_ms
+            ));
+        }
         report.problems.extend(problems);
         report.note(format!(
             "latency at {clients} clients: agentdeck p50 {:.2} ms p99 {:.2} ms (client CPU {:.0}%), bare_sse p50 {:.2} ms p99 {:.2} ms (client CPU {:.0}%), {} B events",

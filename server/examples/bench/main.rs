@@ -200,12 +200,14 @@ impl Plan {
 
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
-    let (mut smoke, mut agentdeck, mut bare) = (false, None, None);
+    let (mut smoke, mut agentdeck, mut bare, mut only) = (false, None, None, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--smoke" => smoke = true,
             "--agentdeck" => agentdeck = args.next().map(PathBuf::from),
             "--bare" => bare = args.next().map(PathBuf::from),
+            // One step: live, writes, hooks, ssr or sync (for profiling).
+            "--only" => only = args.next(),
             other => {
                 eprintln!("bench: unknown argument {other:?}");
                 return std::process::ExitCode::from(2);
@@ -228,7 +230,7 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("a runtime");
-    let report = runtime.block_on(run(&bins, &plan));
+    let report = runtime.block_on(run(&bins, &plan, only.as_deref()));
     report.print();
     if smoke && !report.problems.is_empty() {
         return std::process::ExitCode::FAILURE;
@@ -236,29 +238,41 @@ fn main() -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-async fn run(bins: &Binaries, plan: &Plan) -> Report {
+async fn run(bins: &Binaries, plan: &Plan, only: Option<&str>) -> Report {
     let mut report = Report::default();
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let dir = |name: &str| scratch.path().join(name);
+    let wanted = |step: &str| only.is_none_or(|only| only == step);
     // Each step on its own: one that fails is reported, and the rest run.
-    let steps = [
-        live::run(bins, &dir("live"), &plan.live, &mut report).await,
-        writes::transitions(&dir("writes"), plan.transitions, &mut report).await,
-        writes::cold_start(bins, &dir("writes"), &mut report).await,
-        writes::hook_ingest(bins, &dir("hooks"), plan.hook_time, &mut report).await,
-        pages::ssr(
-            bins,
-            &dir("ssr"),
-            plan.ssr_sessions,
-            plan.ssr_time,
-            &mut report,
-        )
-        .await,
-        sync::sync(bins, &dir("sync"), plan.sync_files, &mut report).await,
-    ];
+    let mut outcomes = Vec::new();
+    if wanted("live") {
+        outcomes.push(live::run(bins, &dir("live"), &plan.live, &mut report).await);
+    }
+    if wanted("writes") {
+        outcomes.push(writes::transitions(&dir("writes"), plan.transitions, &mut report).await);
+        outcomes.push(writes::cold_start(bins, &dir("writes"), &mut report).await);
+    }
+    if wanted("hooks") {
+        outcomes.push(writes::hook_ingest(bins, &dir("hooks"), plan.hook_time, &mut report).await);
+    }
+    if wanted("ssr") {
+        outcomes.push(
+            pages::ssr(
+                bins,
+                &dir("ssr"),
+                plan.ssr_sessions,
+                plan.ssr_time,
+                &mut report,
+            )
+            .await,
+        );
+    }
+    if wanted("sync") {
+        outcomes.push(sync::sync(bins, &dir("sync"), plan.sync_files, &mut report).await);
+    }
     report
         .problems
-        .extend(steps.into_iter().filter_map(Result::err));
+        .extend(outcomes.into_iter().filter_map(Result::err));
     pages::bundle(&mut report);
     report
 }
