@@ -277,7 +277,7 @@ mod tests {
     fn received_line(hub: &EventHub, line: &str) -> String {
         let mut output = hub.subscribe_output();
         hub.publish_output("s", "r", line);
-        match &*output.try_recv().expect("the line was published") {
+        match &**output.try_recv().expect("the line was published") {
             LiveEvent::Output { line, .. } => line.clone(),
             other => panic!("expected an output line, got {other:?}"),
         }

@@ -3,7 +3,7 @@
 //! the project's path, and clear stale errors through the state writer.
 
 use super::{
-    files::{self, Listing},
+    files::{self, Found, Listing},
     transcript::TranscriptInfo,
     SyncSummary,
 };
@@ -25,7 +25,11 @@ use crate::{
     },
 };
 use diesel::prelude::*;
-use std::{collections::HashMap, path::PathBuf};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Mutex, PoisonError},
+};
 
 /// Where the agents keep their transcripts.
 #[derive(Debug, Clone)]
@@ -147,66 +151,28 @@ impl Syncer {
                     files_skipped: listing.skipped,
                     ..SyncSummary::default()
                 };
+                // Counted and published under one lock, so pages see it only grow.
+                let scanned = Mutex::new(0);
+                let progress = |_: &Found| {
+                    let mut scanned = scanned.lock().unwrap_or_else(PoisonError::into_inner);
+                    *scanned += 1;
+                    if *scanned % 25 == 1 || *scanned == files.len() {
+                        hub.publish_sync_progress(project_id, *scanned, files.len());
+                    }
+                };
                 let mut read = Vec::with_capacity(FILE_ROWS_PER_COMMIT);
-                for (scanned, found) in files.iter().enumerate() {
-                    if scanned % 25 == 0 || scanned + 1 == files.len() {
-                        hub.publish_sync_progress(project_id, scanned + 1, files.len());
-                    }
-                    let Some(path_text) = found.path.to_str() else {
-                        continue;
-                    };
-                    let previous = known.get(path_text);
-                    if previous
-                        .is_some_and(|row| row.size == found.size && row.mtime == found.mtime)
-                    {
-                        continue;
-                    }
-                    let (file, meta) = match files::open(found) {
-                        Ok(Some(opened)) => opened,
-                        Ok(None) => {
-                            summary.files_skipped += 1;
-                            continue;
+                for outcome in read_in_parallel(&files, &known, &progress) {
+                    match outcome {
+                        FileRead::Unchanged | FileRead::Failed => {}
+                        FileRead::Skipped => summary.files_skipped += 1,
+                        FileRead::Read { row, lines_skipped } => {
+                            summary.files_read += 1;
+                            summary.lines_skipped += lines_skipped;
+                            read.push(row);
+                            if read.len() == FILE_ROWS_PER_COMMIT {
+                                save_file_rows(conn, &mut read)?;
+                            }
                         }
-                        Err(_) => continue,
-                    };
-                    let (size, mtime) = (files::size(&meta), files::mtime(&meta));
-                    // A file that shrank was rewritten: read it from the start.
-                    let previous = previous.filter(|row| row.read_offset <= size);
-                    let (mut info, offset) = previous
-                        .map_or((TranscriptInfo::default(), 0), |row| {
-                            (row.info(), row.read_offset)
-                        });
-                    let skipped_before = info.skipped_lines;
-                    let offset = u64::try_from(offset).unwrap_or(0);
-                    let Ok(end) = files::read_new_lines(file, found.agent, offset, &mut info)
-                    else {
-                        continue;
-                    };
-                    summary.files_read += 1;
-                    summary.lines_skipped +=
-                        usize::try_from(info.skipped_lines - skipped_before).unwrap_or(0);
-                    summary.lines_skipped += usize::from(end.partial);
-                    if let Some(cwd) = &info.cwd {
-                        info.cwd = Some(canonical(cwd));
-                    }
-                    let row = FileRow {
-                        path: path_text.to_owned(),
-                        agent: found.agent,
-                        size,
-                        mtime,
-                        read_offset: i64::try_from(end.read_to).unwrap_or(i64::MAX),
-                        external_id: info.external_id,
-                        cwd: info.cwd,
-                        title: info.title,
-                        first_message: info.first_message,
-                        first_at: info.first_at,
-                        last_at: info.last_at,
-                        message_count: info.message_count,
-                        skipped_lines: info.skipped_lines,
-                    };
-                    read.push(row);
-                    if read.len() == FILE_ROWS_PER_COMMIT {
-                        save_file_rows(conn, &mut read)?;
                     }
                 }
                 save_file_rows(conn, &mut read)?;
@@ -257,6 +223,101 @@ struct ImportCounts {
     imported: usize,
     updated: usize,
     errors_cleared: usize,
+}
+
+/// What reading one listed file gave.
+enum FileRead {
+    /// Same size and mtime as when it was last read.
+    Unchanged,
+    /// Not a regular file (or a link leaving the root): counted as skipped.
+    Skipped,
+    /// It went away or could not be read.
+    Failed,
+    Read {
+        row: FileRow,
+        lines_skipped: usize,
+    },
+}
+
+/// Reads the new part of each file, on a few threads (parsing JSON lines is
+/// most of a first sync's time); the outcomes come back in `files`' order.
+fn read_in_parallel(
+    files: &[Found],
+    known: &HashMap<String, FileRow>,
+    progress: &(dyn Fn(&Found) + Sync),
+) -> Vec<FileRead> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 4);
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|found| {
+                            let outcome = read_one(found, known);
+                            progress(found);
+                            outcome
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .flat_map(|reader| reader.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Reads what is new in `found` since the row `known` has for it.
+fn read_one(found: &Found, known: &HashMap<String, FileRow>) -> FileRead {
+    let Some(path_text) = found.path.to_str() else {
+        return FileRead::Failed;
+    };
+    let previous = known.get(path_text);
+    if previous.is_some_and(|row| row.size == found.size && row.mtime == found.mtime) {
+        return FileRead::Unchanged;
+    }
+    let (file, meta) = match files::open(found) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return FileRead::Skipped,
+        Err(_) => return FileRead::Failed,
+    };
+    let (size, mtime) = (files::size(&meta), files::mtime(&meta));
+    // A file that shrank was rewritten: read it from the start.
+    let previous = previous.filter(|row| row.read_offset <= size);
+    let (mut info, offset) = previous.map_or((TranscriptInfo::default(), 0), |row| {
+        (row.info(), row.read_offset)
+    });
+    let skipped_before = info.skipped_lines;
+    let offset = u64::try_from(offset).unwrap_or(0);
+    let Ok(end) = files::read_new_lines(file, found.agent, offset, &mut info) else {
+        return FileRead::Failed;
+    };
+    let lines_skipped = usize::try_from(info.skipped_lines - skipped_before).unwrap_or(0)
+        + usize::from(end.partial);
+    if let Some(cwd) = &info.cwd {
+        info.cwd = Some(canonical(cwd));
+    }
+    let row = FileRow {
+        path: path_text.to_owned(),
+        agent: found.agent,
+        size,
+        mtime,
+        read_offset: i64::try_from(end.read_to).unwrap_or(i64::MAX),
+        external_id: info.external_id,
+        cwd: info.cwd,
+        title: info.title,
+        first_message: info.first_message,
+        first_at: info.first_at,
+        last_at: info.last_at,
+        message_count: info.message_count,
+        skipped_lines: info.skipped_lines,
+    };
+    FileRead::Read { row, lines_skipped }
 }
 
 /// Rows of files read that are saved in one transaction: one commit per

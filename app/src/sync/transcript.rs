@@ -100,7 +100,8 @@ impl TranscriptInfo {
         if line.trim().is_empty() {
             return;
         }
-        if agent == AgentKind::Claude {
+        // Only an object: serde would also read a struct from an array.
+        if agent == AgentKind::Claude && line.trim_start().starts_with('{') {
             if let Ok(event) = serde_json::from_str::<ClaudeLine>(line) {
                 self.read_claude(event);
                 return;
