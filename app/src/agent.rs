@@ -1,7 +1,7 @@
 //! Which coding agent a session talks to.
 
 use crate::text_enum::text_enum;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 text_enum! {
     /// The agent behind a session. `Shell` is built in and always available.
@@ -29,12 +29,20 @@ impl AgentKind {
 }
 
 /// An agent the "New session" form offers, and why it cannot be used if not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(serde::Deserialize))]
 pub struct AgentChoice {
     pub kind: AgentKind,
     /// `None` when the agent can run here.
     pub unavailable: Option<String>,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(AgentChoice {
+    required: [kind],
+    optional: [unavailable],
+    skipped: [],
+});
 
 /// The agents this server can run, with the reason for each one it cannot.
 #[leptos::server(prefix = "/rpc", endpoint = "agent_choices")]

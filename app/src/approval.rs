@@ -27,25 +27,22 @@ text_enum! {
 
 /// A request as stored and shown.
 ///
-/// The browser does not decode the fields marked `skip_deserializing` under
-/// `hydrate` (they stay at their defaults there): no page reads them, and
-/// each decoded field costs the bundle about 0.4 KiB.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The browser does not decode the decoder's `skipped` fields (they stay at
+/// their defaults there): no page reads them, and each decoded field costs
+/// the bundle about 0.4 KiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 #[cfg_attr(feature = "ssr", derive(diesel::Queryable, diesel::Selectable))]
 #[cfg_attr(feature = "ssr", diesel(table_name = crate::db::schema::approvals))]
 pub struct Approval {
     pub id: String,
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub session_id: String,
     /// The agentdeck run that asked; `None` for a terminal session's hook.
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub run_id: Option<String>,
     /// The agent's own id for the request.
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub request_id: String,
     pub tool: String,
     /// The tool's input as the agent sent it (JSON).
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub input: String,
     /// What a person reads first: the command, the file path.
     pub summary: String,
@@ -60,11 +57,16 @@ pub struct Approval {
     pub always: bool,
     /// The reason given with a deny, or why the request was closed.
     pub message: Option<String>,
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub created_at: i64,
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub decided_at: Option<i64>,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(Approval {
+    required: [id, tool, summary, status, always],
+    optional: [detail, reason, suggestions, message],
+    skipped: [session_id, run_id, request_id, input, created_at, decided_at],
+});
 
 impl Approval {
     pub fn is_pending(&self) -> bool {

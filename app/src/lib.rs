@@ -12,6 +12,8 @@ pub mod error;
 pub mod hook;
 pub mod live;
 pub mod notify;
+#[cfg(feature = "hydrate")]
+mod object_decoder;
 pub mod pages;
 pub mod permission;
 pub mod project;

@@ -178,7 +178,8 @@ pub const BACKLOG_LINES: usize = 500;
 /// mid-run is rendered with, and what it shows as lines arrive. The page's
 /// snapshot and every (re)connection of its stream repeat lines already
 /// shown; [`OutputBacklog::push`] takes each once.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct OutputBacklog {
     pub run_id: String,
     /// The number of the last of `lines` (0 when there are none).
@@ -186,6 +187,13 @@ pub struct OutputBacklog {
     /// Oldest first.
     pub lines: Vec<String>,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(OutputBacklog {
+    required: [run_id, last, lines],
+    optional: [],
+    skipped: [],
+});
 
 impl OutputBacklog {
     /// Adds line `n` of run `run_id` unless it is shown already; a line of

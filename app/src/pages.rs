@@ -13,12 +13,13 @@ pub use projects::ProjectsPage;
 pub use session::SessionPage;
 pub use sessions::SessionsPage;
 
+use crate::components::effect;
 use leptos::prelude::*;
 
 /// `"true"` once the surrounding island has hydrated (effects run only in
 /// the browser): lets tests and scripts wait for interactivity.
 fn hydrated_marker() -> impl Fn() -> Option<&'static str> + Copy {
     let hydrated = RwSignal::new(false);
-    Effect::new(move || hydrated.set(true));
+    effect(move || hydrated.set(true));
     move || hydrated.get().then_some("true")
 }

@@ -130,7 +130,8 @@ pub struct SessionDetail {
 /// What the session page's island shows: the state and a page of the
 /// conversation, each user message with a one-line summary of its run.
 /// Kept small because it is what the browser downloads and decodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct Conversation {
     /// The change-log position this snapshot reflects: the page applies it
     /// only if it is not older than the changes it has already shown.
@@ -153,8 +154,24 @@ pub struct Conversation {
     pub has_earlier: bool,
 }
 
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(Conversation {
+    required: [
+        seq,
+        state,
+        agent,
+        permission_mode,
+        approvals,
+        entries,
+        has_earlier
+    ],
+    optional: [error_message, attention, last_hook_at, ended_at],
+    skipped: [],
+});
+
 /// One message in a [`Conversation`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct ConversationEntry {
     /// The message's id: its place in the conversation and the paging cursor.
     pub id: i32,
@@ -163,6 +180,13 @@ pub struct ConversationEntry {
     /// For a user message: "succeeded · 1.2 s", "failed · 3 ms", "running".
     pub run_summary: Option<String>,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(ConversationEntry {
+    required: [id, role, content],
+    optional: [run_summary],
+    skipped: [],
+});
 
 impl SessionDetail {
     /// The island's view of this session.
@@ -293,12 +317,20 @@ impl Conversation {
 }
 
 /// A page of a session's timeline (its state changes), oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct TimelinePage {
     pub transitions: Vec<Transition>,
     /// Whether older entries exist (page back with the first entry's `seq`).
     pub has_earlier: bool,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(TimelinePage {
+    required: [transitions, has_earlier],
+    optional: [],
+    skipped: [],
+});
 
 /// "850 ms", "2.4 s", "1m 12s", "2h 5m" (integer maths: float formatting
 /// would add kilobytes to the browser bundle).

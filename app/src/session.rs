@@ -40,10 +40,11 @@ use serde::{Deserialize, Serialize};
 
 /// A session as stored and shown.
 ///
-/// The browser does not decode the fields marked `skip_deserializing` under
-/// `hydrate` (they stay at their defaults there): no page reads them, and
-/// each decoded field costs the bundle about 0.4 KiB.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The browser does not decode the decoder's `skipped` fields (they stay at
+/// their defaults there): no page reads them, and each decoded field costs
+/// the bundle about 0.4 KiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 #[cfg_attr(
     feature = "ssr",
     derive(diesel::Queryable, diesel::Selectable, diesel::Insertable)
@@ -58,27 +59,39 @@ pub struct Session {
     pub state: SessionState,
     /// Set exactly when `state` is `Error`.
     pub error_message: Option<String>,
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub created_at: i64,
     pub updated_at: i64,
     pub state_changed_at: i64,
     /// The agent's own conversation id, once a run reported it: later
     /// messages continue that conversation.
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub external_id: Option<String>,
     /// Messages in the agent's transcript at the last sync (imported sessions).
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub message_count: i32,
     /// What the working session waits for from the person, if anything.
     pub attention: Option<Attention>,
     /// When a hook last reported for it: set for terminal sessions only.
     pub last_hook_at: Option<i64>,
     /// When the agent ended the session (it may be resumed later).
-    #[cfg_attr(feature = "hydrate", serde(skip_deserializing))]
     pub ended_at: Option<i64>,
     /// What the agent may do without asking.
     pub permission_mode: crate::permission::PermissionMode,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(Session {
+    required: [
+        id,
+        project_id,
+        name,
+        agent,
+        state,
+        updated_at,
+        state_changed_at,
+        permission_mode
+    ],
+    optional: [error_message, attention, last_hook_at],
+    skipped: [created_at, external_id, message_count, ended_at],
+});
 
 impl Session {
     /// The session's own page.
@@ -115,7 +128,8 @@ impl Session {
 }
 
 /// A project with its sessions, newest first: what the sessions page shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct ProjectWithSessions {
     pub project: Project,
     /// All sessions, or those in the filtered state.
@@ -129,8 +143,16 @@ pub struct ProjectWithSessions {
     pub unseen: Vec<String>,
 }
 
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(ProjectWithSessions {
+    required: [project, sessions, counts, seq, unseen],
+    optional: [],
+    skipped: [],
+});
+
 /// Sessions per state, and how many wait for the person.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct StateCounts {
     pub idle: i64,
     pub working: i64,
@@ -138,6 +160,13 @@ pub struct StateCounts {
     /// Working sessions that need approval or input (counted in `working` too).
     pub needs_you: i64,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(StateCounts {
+    required: [idle, working, error, needs_you],
+    optional: [],
+    skipped: [],
+});
 
 impl StateCounts {
     pub fn get(&self, state: SessionState) -> i64 {
@@ -204,19 +233,35 @@ impl StateCounts {
 }
 
 /// A project with its live counts, for the projects page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct ProjectSummary {
     pub project: Project,
     pub counts: StateCounts,
 }
 
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(ProjectSummary {
+    required: [project, counts],
+    optional: [],
+    skipped: [],
+});
+
 /// A session worth a look (working, failed, or waiting for the person),
 /// with the name of its project.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct ActiveSession {
     pub session: Session,
     pub project_name: String,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(ActiveSession {
+    required: [session, project_name],
+    optional: [],
+    skipped: [],
+});
 
 /// Which active sessions the overview lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,12 +311,20 @@ pub fn is_active(session: &Session) -> bool {
 
 /// Every project with its counts, and the active sessions across them,
 /// newest change first: the projects page, consistent with `seq`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(Deserialize))]
 pub struct Overview {
     pub projects: Vec<ProjectSummary>,
     pub active: Vec<ActiveSession>,
     pub seq: i32,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(Overview {
+    required: [projects, active, seq],
+    optional: [],
+    skipped: [],
+});
 
 impl Overview {
     /// The counts over every project.

@@ -9,7 +9,7 @@ use crate::{
     session_state::{Attention, SessionState},
     text_enum::text_enum,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Longest stored error message, in characters (seed implementation note 1).
 pub const MAX_ERROR_CHARS: usize = 1000;
@@ -87,7 +87,8 @@ impl Reason {
 
 /// One entry of the change log: a state change, or a session created,
 /// renamed or deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(feature = "hydrate"), derive(serde::Deserialize))]
 #[cfg_attr(feature = "ssr", derive(diesel::Queryable, diesel::Selectable))]
 #[cfg_attr(feature = "ssr", diesel(table_name = crate::db::schema::session_transitions))]
 pub struct Transition {
@@ -104,6 +105,13 @@ pub struct Transition {
     /// keeps it from here (every state change clears it).
     pub attention: Option<Attention>,
 }
+
+#[cfg(feature = "hydrate")]
+crate::object_decoder::object_decoder!(Transition {
+    required: [seq, session_id, project_id, from_state, to_state, reason, at],
+    optional: [error_message, attention],
+    skipped: [],
+});
 
 /// The state (and error message) `event` leads to from `current`, or `None`
 /// when the event does not apply in that state — e.g. a second send while

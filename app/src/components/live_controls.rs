@@ -30,7 +30,7 @@ pub fn NotifyToggle() -> impl IntoView {
                 web_sys::Notification::permission() == web_sys::NotificationPermission::Granted,
             )
         };
-        Effect::new(check);
+        super::effect(check);
         let _ = set_interval_with_handle(check, std::time::Duration::from_secs(2));
     }
     let ask = move |_| {

@@ -162,9 +162,9 @@ mod fetch {
             Ok(text)
         } else {
             // Server functions answer errors with the `AppError` as JSON.
-            Err(serde_json::from_str::<AppError>(&text)
+            Err(AppError::from_json(&text)
                 .map(|err| err.to_string())
-                .unwrap_or_else(|_| format!("request failed: HTTP {}", response.status())))
+                .unwrap_or_else(|| format!("request failed: HTTP {}", response.status())))
         }
     }
 

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     components::{
-        attention_marker, coarse, form_error, IslandProp, LiveIndicator, ServerCall,
+        attention_marker, coarse, effect, form_error, IslandProp, LiveIndicator, ServerCall,
         SessionStateBadge,
     },
     hook::{load_hook_status, HookStatus},
@@ -120,7 +120,7 @@ fn ProjectsPanel(
     let add = ServerCall::clearing_form();
     let reload = ServerCall::new();
     let now = clock();
-    Effect::new(move || {
+    effect(move || {
         if let Some(project) = add.answer::<Project>() {
             overview.update(|o| {
                 if !o.projects.iter().any(|p| p.project.id == project.id) {
@@ -134,7 +134,7 @@ fn ProjectsPanel(
             });
         }
     });
-    Effect::new(move || {
+    effect(move || {
         if let Some(fresh) = reload.answer::<Overview>() {
             if fresh.seq >= applied.get_value() {
                 overview.set(fresh);
@@ -144,7 +144,7 @@ fn ProjectsPanel(
             }
         }
     });
-    Effect::new(move || {
+    effect(move || {
         let title = format!(
             "{}Projects · agentdeck",
             overview.with(|o| o.totals().title_prefix())

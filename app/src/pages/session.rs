@@ -13,7 +13,7 @@ use crate::{
     agent::AgentKind,
     approval::{AnswerApproval, Approval},
     components::{
-        attention_marker, form_error, IslandProp, LiveIndicator, NotifyToggle, ServerCall,
+        attention_marker, effect, form_error, IslandProp, LiveIndicator, NotifyToggle, ServerCall,
         SessionStateBadge,
     },
     live::{notify_run_end, use_live, LiveEvent, OutputBacklog, Scope},
@@ -145,30 +145,30 @@ fn SessionConsole(
 
     // The tab says when the session waits for the person.
     let title_name = session_name.clone();
-    Effect::new(move || {
+    effect(move || {
         let prefix = match conversation.with(|c| c.attention) {
             Some(_) => "(needs you) ",
             None => "",
         };
         document().set_title(&format!("{prefix}{title_name} · agentdeck"));
     });
-    Effect::new(move || {
+    effect(move || {
         if let Some(session) = set_mode.answer::<crate::session::Session>() {
             conversation.update(|c| c.permission_mode = session.permission_mode);
         }
     });
 
-    Effect::new(move || {
+    effect(move || {
         if let Some(fresh) = reload.answer::<Conversation>() {
             conversation.update(|shown| shown.apply_reload(fresh));
         }
     });
-    Effect::new(move || {
+    effect(move || {
         if let Some(page) = earlier.answer::<Conversation>() {
             conversation.update(|shown| shown.prepend(page));
         }
     });
-    Effect::new(move || {
+    effect(move || {
         if let Some(page) = earlier_timeline.answer::<TimelinePage>() {
             let first = timeline.with_untracked(|t| t.first().map_or(i32::MAX, |t| t.seq));
             let mut entries: Vec<_> = page

@@ -6,8 +6,8 @@ use super::{hydrated_marker, ErrorPage, NotFound};
 use crate::{
     agent::{agent_choices, AgentChoice, AgentKind},
     components::{
-        attention_marker, coarse, form_error, since_label, IslandProp, LiveIndicator, NotifyToggle,
-        ServerCall, SessionStateBadge,
+        attention_marker, coarse, effect, form_error, since_label, IslandProp, LiveIndicator,
+        NotifyToggle, ServerCall, SessionStateBadge,
     },
     error::AppError,
     live::{notify_run_end, use_live, LiveEvent, Scope},
@@ -159,7 +159,7 @@ fn SessionsPanel(
         reload.call(ProjectSessions::PATH, &fields);
     };
 
-    Effect::new(move || {
+    effect(move || {
         if let Some(page) = reload.answer::<ProjectWithSessions>() {
             if page.seq >= applied.get_value() {
                 applied.set_value(page.seq);
@@ -172,7 +172,7 @@ fn SessionsPanel(
             }
         }
     });
-    Effect::new(move || {
+    effect(move || {
         let title = format!(
             "{}{project_name} · agentdeck",
             counts.with(StateCounts::title_prefix)
