@@ -92,9 +92,13 @@ fn sessions_are_named_by_id_prefix_or_name_and_ambiguity_is_explained() {
     let other = server.add_project("other");
     // Among 17 ids two share their first hex digit.
     let mut by_first: HashMap<char, Vec<String>> = HashMap::new();
+    let mut job_3 = String::new();
     for n in 0..17 {
         let in_project = if n % 2 == 0 { project } else { other };
         let id = server.create_session(in_project, &format!("job {n}"));
+        if n == 3 {
+            job_3 = id.clone();
+        }
         by_first
             .entry(id.chars().next().unwrap())
             .or_default()
@@ -126,8 +130,9 @@ fn sessions_are_named_by_id_prefix_or_name_and_ambiguity_is_explained() {
     assert!(named.status.success(), "{}", stderr(&named));
     assert_eq!(stdout(&named).trim(), "three");
 
-    // Nothing was sent to any of the ambiguous ones.
-    for id in shared {
+    // Nothing was sent to any of the ambiguous ones (but "job 3", by name,
+    // when its id happens to be one of them).
+    for id in shared.iter().filter(|id| **id != job_3) {
         assert!(server.detail(id)["runs"].as_array().unwrap().is_empty());
     }
 }

@@ -274,13 +274,13 @@ fn check_every_change(
 async fn bare_run(
     bare: &Bare,
     publish: &str,
-    streams: Vec<EventStream>,
+    clients: usize,
     published: &mut i64,
     data_len: usize,
     pace: Pace,
     problems: &mut Vec<String>,
 ) -> Result<Run, String> {
-    let clients = streams.len();
+    let streams = open_streams(&bare.addr, "/events", clients).await?;
     let mut driver = Http::connect(&bare.addr).await?;
     // The data is "<µs> <body>": pad the body so the whole matches.
     let body = vec![b'x'; data_len.saturating_sub(17)];
@@ -375,11 +375,10 @@ pub async fn run(
             &mut problems,
         )
         .await?;
-        let bare_streams = open_streams(&bare.addr, "/events", clients).await?;
         let base = bare_run(
             &bare,
             "/publish",
-            bare_streams,
+            clients,
             &mut published,
             ours.mean_data_len,
             sizes.pace,
@@ -388,11 +387,10 @@ pub async fn run(
         .await?;
         if clients == 1 {
             // What the thread hop from the commit to the streams costs alone.
-            let bare_streams = open_streams(&bare.addr, "/events", clients).await?;
             let hop = bare_run(
                 &bare,
                 "/publish-blocking",
-                bare_streams,
+                clients,
                 &mut published,
                 ours.mean_data_len,
                 sizes.pace,

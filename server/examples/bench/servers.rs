@@ -51,12 +51,7 @@ impl Agentdeck {
         let mut command = Command::new(&bins.agentdeck);
         command
             .args(["serve", "--port", &port.to_string()])
-            .arg("--database-url")
-            .arg(dir.join("agentdeck.db"))
-            .arg("--claude-projects")
-            .arg(dir.join("claude"))
-            .arg("--codex-sessions")
-            .arg(dir.join("codex"))
+            .args(data_args(dir))
             // Every page of the bench comes from one address.
             .args(["--max-streams", "8192", "--max-streams-per-client", "8192"])
             .env(
@@ -117,6 +112,18 @@ impl Drop for Agentdeck {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The flags that put agentdeck's database and transcript folders in `dir`.
+pub fn data_args(dir: &Path) -> [std::ffi::OsString; 6] {
+    [
+        "--database-url".into(),
+        dir.join("agentdeck.db").into(),
+        "--claude-projects".into(),
+        dir.join("claude").into(),
+        "--codex-sessions".into(),
+        dir.join("codex").into(),
+    ]
 }
 
 /// `seq` and `committed_us` of a "change committed" trace line.

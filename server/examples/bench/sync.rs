@@ -69,12 +69,7 @@ pub async fn sync(
         let started = Instant::now();
         let out = Command::new(&bins.agentdeck)
             .arg("sync")
-            .arg("--database-url")
-            .arg(dir.join("agentdeck.db"))
-            .arg("--claude-projects")
-            .arg(dir.join("claude"))
-            .arg("--codex-sessions")
-            .arg(dir.join("codex"))
+            .args(crate::servers::data_args(dir))
             .arg("--project")
             .arg(&project)
             .output()
