@@ -193,14 +193,30 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        self.on_blocking_pool(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            work(&mut conn)
+        })
+        .await
+    }
+
+    /// Runs `work` on the blocking thread pool once a permit is free (one
+    /// per pooled connection, so bursts wait here rather than as threads).
+    async fn on_blocking_pool<T, E>(
+        &self,
+        work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|err| DbError::Task(err.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut conn = pool.get().map_err(DbError::from)?;
-            work(&mut conn)
+            work()
         })
         .await
         .map_err(|err| DbError::Task(err.to_string()))?
@@ -221,12 +237,7 @@ impl Db {
             Arc::clone(&self.writer),
             self.path.clone(),
         );
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|err| DbError::Task(err.to_string()))?;
-        let done = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        self.on_blocking_pool(move || {
             let mut conn = writer
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -256,8 +267,8 @@ impl Db {
                 }
             }
             Ok(value)
-        });
-        done.await.map_err(|err| DbError::Task(err.to_string()))?
+        })
+        .await
     }
 
     /// The writer's connection, for blocking code (tests that fault it).

@@ -8,15 +8,11 @@ use hyper::{
     Request,
 };
 use hyper_util::rt::TokioIo;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 
-/// Microseconds since the epoch: the one clock every process here stamps with.
-pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
+/// Microseconds since the epoch: the one clock every process here stamps
+/// with (the server's commit log uses the same function).
+pub use app::db::now_micros as now_us;
 
 /// One kept-alive connection.
 pub struct Http {
