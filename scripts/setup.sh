@@ -16,6 +16,18 @@ export PATH="$HOME/.cargo/bin:$root/end2end/node_modules/.bin:$PATH"
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# Debian packages: Chromium for the browser tests, libpq to link the
+# PostgreSQL backend, PostgreSQL (with pg_virtualenv) for its tests.
+packages=()
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+dpkg -s libpq-dev >/dev/null 2>&1 || packages+=(libpq-dev)
+command -v pg_virtualenv >/dev/null 2>&1 && dpkg -s postgresql >/dev/null 2>&1 || packages+=(postgresql)
+if [ "${#packages[@]}" -gt 0 ]; then
+  step "installing ${packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   step "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
@@ -29,12 +41,6 @@ fi
 if ! wasm-bindgen --version 2>/dev/null | grep -qw "$wasm_bindgen_version"; then
   step "installing wasm-bindgen-cli $wasm_bindgen_version"
   cargo install wasm-bindgen-cli --version "$wasm_bindgen_version" --force
-fi
-
-if ! command -v chromium >/dev/null 2>&1; then
-  step "installing Chromium for the browser tests"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 # npm ci when the lock file changed since the last install (node_modules keeps a copy).

@@ -1,8 +1,10 @@
-//! The database: connection pool, SQLite settings, embedded migrations, and
-//! the bridge that keeps blocking Diesel calls off the async runtime.
+//! The database: one connection type for SQLite and PostgreSQL, the pool,
+//! each backend's settings and embedded migrations, write and snapshot
+//! transactions, and the bridge that keeps blocking Diesel calls off the
+//! async runtime.
 //!
-//! SQLite specifics live here and in `migrations/` only; queries elsewhere
-//! stay portable so a PostgreSQL backend can follow.
+//! Backend specifics live here and in `migrations/{sqlite,postgres}/` only;
+//! queries elsewhere are written once, against [`DbConn`].
 
 pub mod schema;
 
@@ -11,8 +13,9 @@ use crate::{
     live::{hub::EventHub, LiveEvent},
 };
 use diesel::{
-    connection::SimpleConnection,
-    r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection},
+    connection::{AnsiTransactionManager, SimpleConnection, TransactionManager},
+    pg::PgConnection,
+    r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection},
     result::Error as DieselError,
     sqlite::SqliteConnection,
     Connection,
@@ -25,11 +28,220 @@ use std::{
 };
 use tokio::sync::Semaphore;
 
-/// The migrations in `migrations/`, compiled into the binary.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+/// Each backend's migrations, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// A connection to either backend. Queries are written once against it;
+/// Diesel dispatches them to the inner connection.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Pg(PgConnection),
+}
+
+/// The backend [`DbConn`] queries are built for (boxed queries name it).
+pub type Backend = MultiBackend;
+
+/// The key of the transaction-level advisory lock every PostgreSQL write
+/// takes first (`migrations/postgres` takes it too, for any other writer).
+/// Writers that hold it one at a time draw change-log `seq`s in commit
+/// order, so a follower reading `seq > since` never skips a late commit.
+const PG_WRITE_LOCK: i64 = 1_634_166_883;
+
+/// Runs `work` in a write transaction: SQLite's `BEGIN IMMEDIATE` (the write
+/// lock up front, so a read never has to upgrade), PostgreSQL's advisory
+/// write lock as its first statement. Commits if `work` succeeds.
+pub fn write_tx<T, E>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match conn {
+        DbConn::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+        }
+        DbConn::Pg(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?;
+            if let Err(err) =
+                inner.batch_execute(&format!("SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})"))
+            {
+                let _ = AnsiTransactionManager::rollback_transaction(inner);
+                return Err(err.into());
+            }
+        }
+    }
+    finish_tx(conn, work)
+}
+
+/// Runs `work` in a read-only snapshot: everything it reads (a page and the
+/// `seq` it matches) is from one instant, on either backend.
+pub fn read_tx<T, E>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match conn {
+        DbConn::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?,
+        DbConn::Pg(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+    }
+    finish_tx(conn, work)
+}
+
+/// Commits after `work` succeeds, rolls back after it fails.
+fn finish_tx<T, E>(
+    conn: &mut DbConn,
+    work: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    match work(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            <DbConn as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(err)
+        }
+    }
+}
+
+/// The columns `T` is read from, for `RETURNING`: Diesel's multi-backend
+/// cannot render `T::as_returning()` for its inner backends, a plain tuple
+/// of columns it can.
+pub fn columns_of<T: diesel::Selectable<Backend>>() -> T::SelectExpression {
+    T::construct_selection()
+}
+
+/// Runs `$body` with `$inner` bound to the backend's own connection, for
+/// the few statements Diesel's multi-backend cannot express (upserts: it
+/// has no `ON CONFLICT`). The body is written once and compiled per backend.
+macro_rules! on_backend {
+    ($conn:expr, |$inner:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($inner) => $body,
+            $crate::db::DbConn::Pg($inner) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// Which backend a database URL names: PostgreSQL for `postgres://` and
+/// `postgresql://`, else a SQLite file path (optionally `sqlite://`).
+#[derive(Debug, Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    pub fn parse(url: &str) -> Self {
+        let lower = url.get(..13).unwrap_or(url).to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Self::Postgres(url.to_owned())
+        } else {
+            Self::Sqlite(PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)))
+        }
+    }
+
+    /// The location for messages and logs: a PostgreSQL password is hidden.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => redact_password(url),
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
+    /// A new connection with the backend's settings applied.
+    fn connect(&self) -> Result<DbConn, DbError> {
+        match self {
+            Self::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                conn.batch_execute(&sqlite_settings())?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            Self::Postgres(url) => {
+                let mut conn = PgConnection::establish(url).map_err(|err| DbError::Connect {
+                    url: redact_password(url),
+                    reason: one_line(&err.to_string()),
+                })?;
+                // Times are compared as Unix milliseconds; the session zone
+                // only matters for diagnostics, but keep it fixed.
+                conn.batch_execute("SET TIME ZONE 'UTC'")?;
+                Ok(DbConn::Pg(conn))
+            }
+        }
+    }
+}
+
+/// `url` with the password of its `user:password@` part replaced by `***`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// libpq's messages span lines ("connection refused\n\tIs the server…").
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Opens pooled connections for a [`Location`]. Diesel's own manager for a
+/// multi-connection tries each backend in turn, and SQLite accepts any
+/// string: a PostgreSQL outage would surface as a SQLite error.
+#[derive(Debug, Clone)]
+pub struct Manager(Location);
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        self.0.connect().map_err(|err| match err {
+            DbError::Open(err) => diesel::r2d2::Error::ConnectionError(err),
+            DbError::Query(err) => diesel::r2d2::Error::QueryError(err),
+            other => diesel::r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                other.to_string(),
+            )),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a pooled connection (PostgreSQL may be
+/// unreachable for a while: requests fail with an error, not a hang).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A failure below the domain: opening, migrating or querying the database.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +255,8 @@ pub enum DbError {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("cannot open the database: {0}")]
     Open(#[from] diesel::ConnectionError),
+    #[error("cannot connect to PostgreSQL at {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("cannot migrate the database: {0}")]
     Migration(String),
     #[error("database query failed: {0}")]
@@ -75,20 +289,10 @@ impl From<DieselError> for AppError {
     }
 }
 
-/// Applies the per-connection settings a server needs: wait for writers
+/// The per-connection settings a SQLite server needs: wait for writers
 /// instead of failing, enforce foreign keys, and WAL with NORMAL sync
 /// (survives a process crash; only an OS crash can drop the last commits).
-#[derive(Debug, Clone, Copy)]
-struct SqliteSettings;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettings {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&connection_settings())
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-fn connection_settings() -> String {
+fn sqlite_settings() -> String {
     format!(
         "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
         BUSY_TIMEOUT.as_millis()
@@ -99,7 +303,7 @@ fn connection_settings() -> String {
 /// It carries the event hub that committed changes are published to.
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool<ConnectionManager<SqliteConnection>>,
+    pool: Pool<Manager>,
     hub: EventHub,
     /// The one connection every [`Db::write`] runs on, held from the start
     /// of a change's transaction until it is published, so the hub sees
@@ -108,9 +312,9 @@ pub struct Db {
     /// writes: a pooled connection finds its cache stale after any other
     /// connection's commit and reads the pages again (a third of a hook's
     /// cost, measured by `scripts/bench.sh`).
-    writer: Arc<Mutex<SqliteConnection>>,
-    /// The database file, to reopen the writer's connection.
-    path: Arc<str>,
+    writer: Arc<Mutex<DbConn>>,
+    /// Where the database is, to reopen the writer's connection.
+    location: Arc<Location>,
     /// One per pooled connection: work waits for a permit here, on the
     /// async side, rather than as a blocked thread waiting for a connection
     /// (a burst of page loads would otherwise start a thread each).
@@ -129,38 +333,29 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) the SQLite database at `url` and runs any
-    /// pending migrations. `url` is a file path, optionally prefixed `sqlite://`.
+    /// Opens the database `url` names (see [`Location::parse`]), creating a
+    /// SQLite file if needed, and runs any pending migrations.
     pub fn open(url: &str) -> Result<Self, DbError> {
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
-        if let Some(dir) = Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
-                path: dir.to_owned(),
-                source,
-            })?;
+        Self::open_at(Location::parse(url))
+    }
+
+    /// Opens the database at `location`, as [`Db::open`] does.
+    pub fn open_at(location: Location) -> Result<Self, DbError> {
+        if let Location::Sqlite(path) = &location {
+            prepare_sqlite_file(path)?;
         }
-        // WAL is a property of the file: set it once, before the pool opens
-        // its connections in parallel (switching concurrently fails as "locked").
-        // It waits for other writers too: `agentdeck sync` may start while a
-        // server holds the write lock.
-        let mut first = SqliteConnection::establish(path)?;
-        first.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
-            BUSY_TIMEOUT.as_millis()
-        ))?;
-        drop(first);
+        // Connect once first: a PostgreSQL that is down is one clear error
+        // naming it, not a pool timeout.
+        let writer = location.connect()?;
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
-            .connection_customizer(Box::new(SqliteSettings))
-            .build(ConnectionManager::<SqliteConnection>::new(path))?;
+            .connection_timeout(CONNECT_TIMEOUT)
+            .build(Manager(location.clone()))?;
         let db = Self {
             pool,
             hub: EventHub::default(),
-            writer: Arc::new(Mutex::new(writer_connection(path)?)),
-            path: path.into(),
+            writer: Arc::new(Mutex::new(writer)),
+            location: Arc::new(location),
             permits: Arc::new(Semaphore::new(POOL_SIZE as usize)),
         };
         db.migrate()?;
@@ -168,10 +363,22 @@ impl Db {
     }
 
     fn migrate(&self) -> Result<(), DbError> {
-        let mut conn = self.conn()?;
-        conn.run_pending_migrations(MIGRATIONS)
-            .map_err(|err| DbError::Migration(err.to_string()))?;
-        Ok(())
+        let mut conn = self.writer();
+        let result = match &mut *conn {
+            DbConn::Sqlite(inner) => inner.run_pending_migrations(MIGRATIONS).map(drop),
+            DbConn::Pg(inner) => inner.run_pending_migrations(PG_MIGRATIONS).map(drop),
+        };
+        result.map_err(|err| DbError::Migration(err.to_string()))
+    }
+
+    /// Whether this is a PostgreSQL database (shared by several instances).
+    pub fn is_postgres(&self) -> bool {
+        self.location.is_postgres()
+    }
+
+    /// Where the database is, for messages (a password hidden).
+    pub fn location(&self) -> String {
+        self.location.display()
     }
 
     /// Where committed changes are published.
@@ -180,7 +387,7 @@ impl Db {
     }
 
     /// A pooled connection, for blocking code (startup, tests).
-    pub fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, DbError> {
+    pub fn conn(&self) -> Result<PooledConnection<Manager>, DbError> {
         Ok(self.pool.get()?)
     }
 
@@ -188,7 +395,7 @@ impl Db {
     /// runtime never waits on SQLite.
     pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
@@ -229,13 +436,13 @@ impl Db {
     /// its own transaction and returns its result with the changes to publish.
     pub async fn write<T, F>(&self, work: F) -> Result<T, AppError>
     where
-        F: FnOnce(&mut SqliteConnection) -> Result<(T, Vec<LiveEvent>), AppError> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<(T, Vec<LiveEvent>), AppError> + Send + 'static,
         T: Send + 'static,
     {
-        let (hub, writer, path) = (
+        let (hub, writer, location) = (
             self.hub.clone(),
             Arc::clone(&self.writer),
-            self.path.clone(),
+            Arc::clone(&self.location),
         );
         self.on_blocking_pool(move || {
             let mut conn = writer
@@ -245,7 +452,7 @@ impl Db {
             // A connection left inside a transaction (a failure diesel could
             // not roll back) is replaced, or every later write would fail.
             if outcome.is_err() && !is_outside_transaction(&mut conn) {
-                match writer_connection(&path) {
+                match location.connect() {
                     Ok(fresh) => *conn = fresh,
                     Err(err) => {
                         tracing::error!(error = %err, "cannot reopen the writer connection")
@@ -272,27 +479,39 @@ impl Db {
     }
 
     /// The writer's connection, for blocking code (tests that fault it).
-    pub fn writer(&self) -> std::sync::MutexGuard<'_, SqliteConnection> {
+    pub fn writer(&self) -> std::sync::MutexGuard<'_, DbConn> {
         self.writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// Opens the writer's connection with the pool's settings.
-fn writer_connection(path: &str) -> Result<SqliteConnection, DbError> {
-    let mut conn = SqliteConnection::establish(path)?;
-    conn.batch_execute(&connection_settings())?;
-    Ok(conn)
+/// Creates the SQLite file's directory, and switches the file to WAL once,
+/// before the pool opens its connections in parallel (switching
+/// concurrently fails as "locked"). It waits for other writers too:
+/// `agentdeck sync` may start while a server holds the write lock.
+fn prepare_sqlite_file(path: &Path) -> Result<(), DbError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let mut first = SqliteConnection::establish(&path.to_string_lossy())?;
+    first.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+        BUSY_TIMEOUT.as_millis()
+    ))?;
+    Ok(())
 }
 
 /// Whether `conn` is outside any transaction and usable.
-fn is_outside_transaction(conn: &mut SqliteConnection) -> bool {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+fn is_outside_transaction(conn: &mut DbConn) -> bool {
     matches!(
-        AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth(),
+        <DbConn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .transaction_depth(),
         Ok(None)
-    )
+    ) && !conn.is_broken()
 }
 
 /// Microseconds since the Unix epoch, for timing across processes.

@@ -135,7 +135,7 @@ async fn check_constraints_reject_an_invalid_state_and_a_stray_error_message() {
     let fx = Fixture::new();
     let id = fx.session().await.id;
     let mut conn = fx.db.conn().unwrap();
-    let set = |conn: &mut SqliteConnection, assignment: &str| {
+    let set = |conn: &mut app::db::DbConn, assignment: &str| {
         diesel::sql_query(format!("UPDATE sessions SET {assignment} WHERE id = ?"))
             .bind::<Text, _>(&id)
             .execute(conn)

@@ -41,7 +41,7 @@ struct Written {
 async fn write_history(db: &Db, long: &Session, other: &Session) -> Written {
     let (long, other) = (long.id.clone(), other.id.clone());
     db.run(move |conn| {
-        conn.immediate_transaction(|conn| {
+        app::db::write_tx(conn, |conn| {
             let mut written = Written {
                 message_ids: Vec::new(),
                 run_ids: Vec::new(),

@@ -14,7 +14,7 @@ use app::{
     transition::{writer, Reason, TransitionEvent},
 };
 use common::Fixture;
-use diesel::{prelude::*, SqliteConnection};
+use diesel::prelude::*;
 use proptest::prelude::*;
 use std::{
     collections::HashMap,
@@ -114,7 +114,7 @@ async fn apply(db: &Db, sessions: &[Session], runs: &RunLog, op: Op, step: usize
         Op::Sync(slot) => {
             let id = sessions[slot].id.clone();
             db.write(move |conn| {
-                conn.immediate_transaction(|conn| {
+                app::db::write_tx(conn, |conn| {
                     let applied = writer::apply(conn, &id, &TransitionEvent::Sync)?;
                     Ok(((), changes_of(applied)))
                 })
@@ -151,7 +151,7 @@ fn changes_of(applied: writer::Applied) -> Vec<LiveEvent> {
     }
 }
 
-fn check_invariants(conn: &mut SqliteConnection, followed: &[i32]) {
+fn check_invariants(conn: &mut app::db::DbConn, followed: &[i32]) {
     use app::db::schema::{runs, session_transitions, sessions};
     // error_message non-null ⇔ error (the CHECK constraint, and the writer).
     let rows: Vec<(String, String, Option<String>, Option<String>)> = sessions::table

@@ -39,7 +39,7 @@ impl Fixture {
 async fn transition(db: &Db, session_id: &str, event: TransitionEvent) -> i32 {
     let id = session_id.to_owned();
     db.write(move |conn| {
-        conn.immediate_transaction(|conn| match writer::apply(conn, &id, &event)? {
+        app::db::write_tx(conn, |conn| match writer::apply(conn, &id, &event)? {
             Applied::Changed(change) => Ok((change.seq, vec![LiveEvent::change(change)])),
             other => panic!("{event:?} on {id}: {other:?}"),
         })
@@ -244,7 +244,7 @@ async fn a_run_start_reaches_the_page_before_the_runs_first_output_line() {
 async fn backlog(db: &Db, session_id: &str, count: usize) {
     let id = session_id.to_owned();
     db.run(move |conn| {
-        conn.immediate_transaction(|conn| {
+        app::db::write_tx(conn, |conn| {
             let session = session::store::find(conn, &id)?;
             for _ in 0..count {
                 writer::record_lifecycle(conn, &session, Reason::Renamed)?;

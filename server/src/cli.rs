@@ -3,6 +3,7 @@
 
 use crate::access::Secret;
 use app::{
+    db::{redact_password, Location},
     run::runner::{RunnerConfig, DEFAULT_MAX_RUNS},
     sync::scan::SyncConfig,
 };
@@ -154,10 +155,12 @@ pub struct HookAgents {
 /// Where the data lives: shared by every command.
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// SQLite database file (a path or sqlite://PATH), created with its
-    /// directory if missing, readable by this user only
-    /// [default: <data dir>/agentdeck/agentdeck.db, e.g. ~/.local/share/agentdeck/agentdeck.db].
-    #[arg(long, env = "AGENTDECK_DATABASE_URL", value_name = "PATH")]
+    /// The database: a SQLite file (a path or sqlite://PATH), created with
+    /// its directory if missing, readable by this user only; or a
+    /// PostgreSQL URL (postgres://USER:PASSWORD@HOST/DB) that several
+    /// instances share [default: <data dir>/agentdeck/agentdeck.db, e.g.
+    /// ~/.local/share/agentdeck/agentdeck.db].
+    #[arg(long, env = "AGENTDECK_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
 
     /// Claude Code transcripts folder [default: ~/.claude/projects].
@@ -170,18 +173,23 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// The SQLite file: the flag (a path, or `sqlite://PATH`), or
-    /// `agentdeck/agentdeck.db` in the per-user data directory.
-    pub fn database_path(&self) -> Result<PathBuf, String> {
+    /// The database: the flag (a PostgreSQL URL, a path, or `sqlite://PATH`),
+    /// or `agentdeck/agentdeck.db` in the per-user data directory.
+    pub fn database(&self) -> Result<Location, String> {
         match &self.database_url {
-            Some(url) => sqlite_path(url),
-            None => default_database_path(dirs::data_dir()),
+            Some(url) if is_postgres_url(url) => Ok(Location::Postgres(url.clone())),
+            Some(url) => sqlite_path(url).map(Location::Sqlite),
+            None => default_database_path(dirs::data_dir()).map(Location::Sqlite),
         }
     }
 
-    /// The directory holding the database, where the token files live too.
+    /// The directory holding the SQLite database (with PostgreSQL, the
+    /// per-user data directory), where the token files live too.
     pub fn data_dir(&self) -> Result<PathBuf, String> {
-        let path = self.database_path()?;
+        let path = match self.database()? {
+            Location::Sqlite(path) => path,
+            Location::Postgres(_) => default_database_path(dirs::data_dir())?,
+        };
         Ok(match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
@@ -198,6 +206,13 @@ impl DataArgs {
     }
 }
 
+/// Whether `url` names a PostgreSQL database (either scheme, any case).
+fn is_postgres_url(url: &str) -> bool {
+    url_scheme(url).is_some_and(|scheme| {
+        scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql")
+    })
+}
+
 /// A `--database-url` as a SQLite file path. A URL with any other scheme is
 /// refused before anything touches the disk: SQLite would take
 /// `postgres://u@h/db` for a relative path and create a folder `postgres:`.
@@ -208,9 +223,9 @@ fn sqlite_path(url: &str) -> Result<PathBuf, String> {
         Some(scheme) if scheme.eq_ignore_ascii_case("sqlite") => &url[scheme.len() + 3..],
         Some(scheme) => {
             return Err(format!(
-                "--database-url {}: agentdeck keeps its data in SQLite and does not speak {scheme}://; \
-                 pass a SQLite file path (e.g. ~/agentdeck.db) or sqlite://PATH",
-                without_password(url)
+                "--database-url {}: agentdeck keeps its data in SQLite or PostgreSQL and does not speak {scheme}://; \
+                 pass a SQLite file path (e.g. ~/agentdeck.db), sqlite://PATH or postgres://…",
+                redact_password(url)
             ))
         }
     };
@@ -220,22 +235,6 @@ fn sqlite_path(url: &str) -> Result<PathBuf, String> {
         );
     }
     Ok(PathBuf::from(path))
-}
-
-/// `url` with the password of its `user:password@` part replaced by `***`.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) if user_info.contains(':') => {
-            let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// The scheme `url` starts with, if it looks like one (`^[a-zA-Z][a-zA-Z0-9+.-]*://`).
@@ -557,7 +556,9 @@ mod tests {
         };
         assert_eq!(args.bind.to_string(), "127.0.0.1");
         assert_eq!(args.port, 3000);
-        assert!(args.data.database_path().unwrap().ends_with("agentdeck.db"));
+        assert!(
+            matches!(args.data.database().unwrap(), Location::Sqlite(path) if path.ends_with("agentdeck.db"))
+        );
         assert_eq!(args.max_runs, DEFAULT_MAX_RUNS);
         assert_eq!(args.runner_config().max_runs, DEFAULT_MAX_RUNS);
         assert_eq!((args.max_streams, args.max_streams_per_client), (4096, 256));
@@ -578,7 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn database_urls_are_sqlite_paths_or_refused_by_scheme() {
+    fn database_urls_are_postgres_sqlite_paths_or_refused_by_scheme() {
         let path = |url: &str| sqlite_path(url).map(|p| p.to_string_lossy().into_owned());
         assert_eq!(path("/data/agentdeck.db").unwrap(), "/data/agentdeck.db");
         assert_eq!(path("rel/x.db").unwrap(), "rel/x.db");
@@ -591,7 +592,6 @@ mod tests {
         assert_eq!(path("1x://b").unwrap(), "1x://b");
 
         for (url, scheme) in [
-            ("postgres://u:secret@h/db", "postgres://"),
             ("mysql://root:pw@localhost/agentdeck", "mysql://"),
             ("http://example.com/db", "http://"),
             ("postgresql+psycopg://u@h/db", "postgresql+psycopg://"),
@@ -607,15 +607,19 @@ mod tests {
         }
         assert!(path("").unwrap_err().contains("empty"));
         assert!(path("sqlite://").unwrap_err().contains("empty"));
-        assert!(path("postgres://u:secret@h/db")
+        assert!(path("mysql://u:secret@h/db")
             .unwrap_err()
-            .contains("postgres://u:***@h/db"));
+            .contains("mysql://u:***@h/db"));
+        for url in ["postgres://u:secret@h/db", "PostgreSQL://h/db"] {
+            assert!(is_postgres_url(url), "{url}");
+        }
+        assert!(!is_postgres_url("postgres:x.db"));
         assert_eq!(
-            without_password("postgres://u@h:5/db"),
+            redact_password("postgres://u@h:5/db"),
             "postgres://u@h:5/db"
         );
         assert_eq!(
-            without_password("pg://u:p@ss@h/db?x=1"),
+            redact_password("pg://u:p@ss@h/db?x=1"),
             "pg://u:***@h/db?x=1"
         );
     }

@@ -16,7 +16,10 @@ mod routes;
 
 use access::TokenStore;
 use app::access::Access;
-use app::{db::Db, run::runner::Runner};
+use app::{
+    db::{Db, DbError, Location},
+    run::runner::Runner,
+};
 use app::{project, sync::scan::Syncer};
 use axum::{extract::ConnectInfo, Extension, Router};
 use clap::Parser;
@@ -135,18 +138,21 @@ fn remember_url(data: &DataArgs, local: SocketAddr) {
     }
 }
 
-/// Opens the database the flags point at (created if missing, under the
-/// private umask).
+/// Opens the database the flags point at (a SQLite file is created if
+/// missing, under the private umask).
 async fn open_db(data: &DataArgs) -> Result<Db, Fatal> {
-    let path = data.database_path()?;
-    make_private(&path);
-    let database = path.to_string_lossy().into_owned();
-    let db = tokio::task::spawn_blocking({
-        let database = database.clone();
-        move || Db::open(&database)
-    })
-    .await?
-    .map_err(|err| Fatal(format!("{err} ({database})")))?;
+    let location = data.database()?;
+    if let Location::Sqlite(path) = &location {
+        make_private(path);
+    }
+    let database = location.display();
+    let db = tokio::task::spawn_blocking(move || Db::open_at(location))
+        .await?
+        .map_err(|err| match err {
+            // Names the URL already (its password hidden).
+            DbError::Connect { .. } => Fatal(err.to_string()),
+            err => Fatal(format!("{err} ({database})")),
+        })?;
     tracing::info!(%database, "database ready");
     Ok(db)
 }
@@ -255,8 +261,11 @@ async fn hooks(args: HooksArgs) -> Result<(), Fatal> {
             // one just means nothing has reported yet.
             if status_args
                 .data
-                .database_path()
-                .is_ok_and(|path| path.exists())
+                .database()
+                .is_ok_and(|location| match location {
+                    Location::Sqlite(path) => path.exists(),
+                    Location::Postgres(_) => true,
+                })
             {
                 let reports = app::hook::store::reports(&open_db(&status_args.data).await?)
                     .await

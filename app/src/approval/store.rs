@@ -4,6 +4,7 @@
 //! too, so every page following the log sees it resolved.
 
 use super::{Answer, Approval, Status, DEFAULT_DENY_MESSAGE, MAX_DENY_MESSAGE_CHARS};
+use crate::db::DbConn;
 use crate::{
     db::{now_millis, schema::approvals, Db},
     error::AppError,
@@ -52,10 +53,10 @@ fn fence(run_id: Option<&str>) -> RunFence<'_> {
 /// transaction. `None` when the session is no longer in that run (or not
 /// working): then nothing is stored and the agent should be denied.
 pub fn open(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     new: &NewApproval,
 ) -> Result<Option<(Approval, Transition)>, AppError> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write_tx(conn, |conn| {
         let Some(entry) = writer::record_attention(
             conn,
             &new.session_id,
@@ -85,7 +86,7 @@ pub fn open(
                 approvals::suggestions.eq(suggestions),
                 approvals::created_at.eq(entry.at),
             ))
-            .returning(Approval::as_returning())
+            .returning(crate::db::columns_of::<Approval>())
             .get_result(conn)?;
         Ok(Some((approval, entry)))
     })
@@ -93,10 +94,7 @@ pub fn open(
 
 /// The attention a session is left with: approval while any request of
 /// it is pending.
-fn remaining_attention(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-) -> Result<Option<Attention>, AppError> {
+fn remaining_attention(conn: &mut DbConn, session_id: &str) -> Result<Option<Attention>, AppError> {
     let pending: i64 = approvals::table
         .filter(approvals::session_id.eq(session_id))
         .filter(approvals::status.eq(Status::Pending))
@@ -108,7 +106,7 @@ fn remaining_attention(
 /// Records the person's answer: the first one wins. 404 for an unknown
 /// request, 409 for one already answered or closed.
 pub fn decide(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     approval_id: &str,
     answer: &Answer,
 ) -> Result<(Approval, Option<Transition>), AppError> {
@@ -123,7 +121,7 @@ pub fn decide(
             (Status::Denied, false, message)
         }
     };
-    conn.immediate_transaction(|conn| {
+    crate::db::write_tx(conn, |conn| {
         let decided = diesel::update(
             approvals::table
                 .find(approval_id)
@@ -135,8 +133,8 @@ pub fn decide(
             approvals::message.eq(&message),
             approvals::decided_at.eq(now_millis()),
         ))
-        .returning(Approval::as_returning())
-        .get_result(conn)
+        .returning(crate::db::columns_of::<Approval>())
+        .get_result::<Approval>(conn)
         .optional()?;
         let Some(approval) = decided else {
             let known = approvals::table
@@ -165,10 +163,7 @@ pub fn decide(
 }
 
 /// The change-log entry after one of a session's requests changed.
-fn after_change(
-    conn: &mut SqliteConnection,
-    approval: &Approval,
-) -> Result<Option<Transition>, AppError> {
+fn after_change(conn: &mut DbConn, approval: &Approval) -> Result<Option<Transition>, AppError> {
     let attention = remaining_attention(conn, &approval.session_id)?;
     writer::record_attention(
         conn,
@@ -184,12 +179,12 @@ fn after_change(
 /// With `keep_attention`, the session still needs the person (a terminal
 /// asks instead).
 pub fn close(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     approval_id: &str,
     message: &str,
     keep_attention: bool,
 ) -> Result<Option<(Approval, Option<Transition>)>, AppError> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write_tx(conn, |conn| {
         let closed = close_where(conn, Box::new(approvals::id.eq(approval_id)), message)?;
         let Some(approval) = closed.into_iter().next() else {
             return Ok(None);
@@ -211,7 +206,7 @@ pub fn close(
 /// Closes every pending request of a terminal session (its agent moved on:
 /// the terminal answered). Returns the change-log entry, if any.
 pub fn close_terminal_requests(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     message: &str,
 ) -> Result<Vec<Approval>, AppError> {
@@ -224,7 +219,7 @@ pub fn close_terminal_requests(
 /// Closes a run's pending requests, in the transaction recording its end
 /// (which clears the session's attention itself).
 pub fn close_for_run(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     run_id: &str,
     message: &str,
 ) -> Result<Vec<Approval>, AppError> {
@@ -237,7 +232,7 @@ pub fn close_for_run(
 
 /// Closes every request left pending by a server that stopped: nothing
 /// waits for their answers any more.
-pub fn close_orphans(conn: &mut SqliteConnection) -> Result<Vec<Approval>, AppError> {
+pub fn close_orphans(conn: &mut DbConn) -> Result<Vec<Approval>, AppError> {
     close_where(
         conn,
         Box::new(approvals::status.eq(Status::Pending)),
@@ -247,15 +242,12 @@ pub fn close_orphans(conn: &mut SqliteConnection) -> Result<Vec<Approval>, AppEr
 
 /// Which requests a close applies to.
 type Which<'a> = Box<
-    dyn BoxableExpression<
-            approvals::table,
-            diesel::sqlite::Sqlite,
-            SqlType = diesel::sql_types::Bool,
-        > + 'a,
+    dyn BoxableExpression<approvals::table, crate::db::Backend, SqlType = diesel::sql_types::Bool>
+        + 'a,
 >;
 
 fn close_where(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     which: Which<'_>,
     message: &str,
 ) -> Result<Vec<Approval>, AppError> {
@@ -269,12 +261,12 @@ fn close_where(
         approvals::message.eq(message),
         approvals::decided_at.eq(now_millis()),
     ))
-    .returning(Approval::as_returning())
+    .returning(crate::db::columns_of::<Approval>())
     .get_results(conn)?)
 }
 
 /// Every pending request, oldest first.
-pub fn pending(conn: &mut SqliteConnection) -> Result<Vec<Approval>, AppError> {
+pub fn pending(conn: &mut DbConn) -> Result<Vec<Approval>, AppError> {
     Ok(approvals::table
         .filter(approvals::status.eq(Status::Pending))
         .order(approvals::created_at.asc())
@@ -286,10 +278,7 @@ pub fn pending(conn: &mut SqliteConnection) -> Result<Vec<Approval>, AppError> {
 pub const SHOWN_PER_SESSION: i64 = 20;
 
 /// A session's requests: the pending ones and the latest answered, oldest first.
-pub fn for_session(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-) -> Result<Vec<Approval>, AppError> {
+pub fn for_session(conn: &mut DbConn, session_id: &str) -> Result<Vec<Approval>, AppError> {
     let mut shown: Vec<Approval> = approvals::table
         .filter(approvals::session_id.eq(session_id))
         .order((approvals::created_at.desc(), approvals::id.desc()))
@@ -301,7 +290,7 @@ pub fn for_session(
 }
 
 /// One request.
-pub fn get(conn: &mut SqliteConnection, approval_id: &str) -> Result<Approval, AppError> {
+pub fn get(conn: &mut DbConn, approval_id: &str) -> Result<Approval, AppError> {
     approvals::table
         .find(approval_id)
         .select(Approval::as_select())
@@ -436,7 +425,7 @@ pub async fn close_published(
 /// dashboard, if its project lets the dashboard answer (and no run of
 /// ours is in the session).
 pub fn terminal_wait(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
 ) -> Result<Option<std::time::Duration>, AppError> {
     use crate::db::schema::{projects, sessions};

@@ -41,6 +41,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    instances (id) {
+        id -> Text,
+        host -> Text,
+        pid -> Integer,
+        started_at -> BigInt,
+        heartbeat_at -> BigInt,
+        stopped_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     messages (id) {
         id -> Integer,
         session_id -> Text,
@@ -92,6 +103,8 @@ diesel::table! {
         cost_usd -> Nullable<Double>,
         error_message -> Nullable<Text>,
         denied_tools -> Nullable<Text>,
+        owner_instance -> Nullable<Text>,
+        cancel_requested_at -> Nullable<BigInt>,
     }
 }
 
@@ -169,6 +182,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     agent_processes,
     approvals,
     hook_reports,
+    instances,
     messages,
     notify_targets,
     projects,

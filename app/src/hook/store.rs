@@ -4,6 +4,7 @@
 //! queries of the terminal-process watchdog and of `hooks status`.
 
 use super::{process::AgentProcess, Effect, HookReport, Ingested, Outcome, Report, Sender};
+use crate::db::DbConn;
 use crate::{
     agent::AgentKind,
     db::{
@@ -29,7 +30,7 @@ use std::path::Path;
 /// published.
 pub async fn ingest(db: &Db, report: Report, sender: Sender) -> Result<Ingested, AppError> {
     db.write(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             let now = now_millis();
             let mut events = Vec::new();
             let (outcome, session_id) = reach(conn, &report, &sender, now, &mut events)?;
@@ -48,7 +49,7 @@ pub async fn ingest(db: &Db, report: Report, sender: Sender) -> Result<Ingested,
 
 /// Finds the report's session and applies its effect.
 fn reach(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     report: &Report,
     sender: &Sender,
     now: i64,
@@ -112,23 +113,22 @@ fn reach(
 /// Applies the report's effect to `session`; returns whether it wrote
 /// anything beside change-log entries (a message).
 fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session: &Session,
     report: &Report,
     now: i64,
     events: &mut Vec<LiveEvent>,
 ) -> Result<bool, AppError> {
     let id = session.id.as_str();
-    let transition =
-        |conn: &mut SqliteConnection, events: &mut Vec<LiveEvent>, event: TransitionEvent| {
-            match writer::apply_fenced(conn, id, &event, RunFence::Terminal)? {
-                Applied::Changed(change) => {
-                    events.push(LiveEvent::change(change));
-                    Ok::<_, AppError>(true)
-                }
-                Applied::Refused { .. } | Applied::NotFound => Ok(false),
+    let transition = |conn: &mut DbConn, events: &mut Vec<LiveEvent>, event: TransitionEvent| {
+        match writer::apply_fenced(conn, id, &event, RunFence::Terminal)? {
+            Applied::Changed(change) => {
+                events.push(LiveEvent::change(change));
+                Ok::<_, AppError>(true)
             }
-        };
+            Applied::Refused { .. } | Applied::NotFound => Ok(false),
+        }
+    };
     // The agent moved on: whatever it asked was answered in the terminal.
     if !matches!(report.effect, Effect::NeedsYou(_) | Effect::Nothing) {
         let closed =
@@ -162,7 +162,7 @@ fn apply(
             if session.name == placeholder && name != placeholder {
                 let renamed: Session = diesel::update(sessions::table.find(id))
                     .set(sessions::name.eq(name))
-                    .returning(Session::as_returning())
+                    .returning(crate::db::columns_of::<Session>())
                     .get_result(conn)?;
                 let change = record_lifecycle(conn, &renamed, Reason::Renamed)?;
                 events.push(LiveEvent::lifecycle(change, renamed));
@@ -198,7 +198,7 @@ fn apply(
 }
 
 fn set_attention(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     attention: Option<Attention>,
     events: &mut Vec<LiveEvent>,
@@ -209,11 +209,7 @@ fn set_attention(
     Ok(())
 }
 
-fn set_ended(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-    at: Option<i64>,
-) -> Result<(), AppError> {
+fn set_ended(conn: &mut DbConn, session_id: &str, at: Option<i64>) -> Result<(), AppError> {
     diesel::update(sessions::table.find(session_id))
         .set(sessions::ended_at.eq(at))
         .execute(conn)?;
@@ -222,11 +218,7 @@ fn set_ended(
 
 /// Keeps the agent process the session's hooks come from (a hook sent
 /// without one, over HTTP, leaves no process to watch).
-fn record_process(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-    sender: &Sender,
-) -> Result<(), AppError> {
+fn record_process(conn: &mut DbConn, session_id: &str, sender: &Sender) -> Result<(), AppError> {
     let (Some(pid), Some(host)) = (sender.pid, sender.host.as_deref()) else {
         diesel::delete(agent_processes::table.find(session_id)).execute(conn)?;
         return Ok(());
@@ -236,19 +228,19 @@ fn record_process(
         agent_processes::started.eq(sender.started),
         agent_processes::host.eq(host),
     );
-    diesel::insert_into(agent_processes::table)
+    crate::db::on_backend!(conn, |inner| diesel::insert_into(agent_processes::table)
         .values((agent_processes::session_id.eq(session_id), values))
         .on_conflict(agent_processes::session_id)
         .do_update()
         .set(values)
-        .execute(conn)?;
+        .execute(inner))?;
     Ok(())
 }
 
 /// Whether `text` is already the session's latest message from `role`:
 /// a hook delivered twice (a retried command, a replay) adds it once.
 fn is_replay(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     role: Role,
     text: &str,
@@ -285,7 +277,7 @@ fn placeholder_name(report: &Report) -> String {
 
 /// Whether the report is about the conversation of a run agentdeck itself
 /// started (a new Claude conversation has its id before it starts).
-fn is_own_conversation(conn: &mut SqliteConnection, report: &Report) -> Result<bool, AppError> {
+fn is_own_conversation(conn: &mut DbConn, report: &Report) -> Result<bool, AppError> {
     let own: Option<String> = runs::table
         .inner_join(sessions::table)
         .filter(runs::agent_session_id.eq(&report.external_id))
@@ -297,7 +289,7 @@ fn is_own_conversation(conn: &mut SqliteConnection, report: &Report) -> Result<b
 }
 
 /// The project whose directory is `cwd` or contains it (the deepest one).
-fn project_for(conn: &mut SqliteConnection, cwd: &str) -> Result<Option<i32>, AppError> {
+fn project_for(conn: &mut DbConn, cwd: &str) -> Result<Option<i32>, AppError> {
     let canonical = std::fs::canonicalize(cwd).ok();
     let candidates = [Some(Path::new(cwd)), canonical.as_deref()];
     let projects: Vec<(i32, String)> = projects::table
@@ -317,7 +309,7 @@ fn project_for(conn: &mut SqliteConnection, cwd: &str) -> Result<Option<i32>, Ap
 
 /// Keeps the last hook of each agent, for `hooks status`.
 fn record_report(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     report: &Report,
     outcome: Outcome,
     now: i64,
@@ -329,7 +321,7 @@ fn record_report(
         hook_reports::last_cwd.eq(&report.cwd),
         hook_reports::outcome.eq(outcome),
     );
-    diesel::insert_into(hook_reports::table)
+    crate::db::on_backend!(conn, |inner| diesel::insert_into(hook_reports::table)
         .values((values, hook_reports::received.eq(1)))
         .on_conflict(hook_reports::agent)
         .do_update()
@@ -337,7 +329,7 @@ fn record_report(
             values,
             hook_reports::received.eq(hook_reports::received + 1),
         ))
-        .execute(conn)?;
+        .execute(inner))?;
     Ok(())
 }
 

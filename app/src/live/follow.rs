@@ -8,13 +8,14 @@
 //! first, then live lines, each line once.
 
 use super::{hub::Published, LiveEvent, Scope};
+use crate::db::DbConn;
 use crate::{
     db::{schema::session_transitions, Db},
     error::AppError,
     session::store::find as find_session,
     transition::{writer, Reason, Transition},
 };
-use diesel::{prelude::*, sqlite::Sqlite};
+use diesel::prelude::*;
 use std::{collections::VecDeque, sync::Arc};
 use tokio::sync::{
     broadcast::{self, error::RecvError},
@@ -259,7 +260,10 @@ async fn next_output(
 }
 
 /// The change-log entries in `scope` after `since`, oldest first.
-fn after(since: i32, scope: &Scope) -> session_transitions::BoxedQuery<'static, Sqlite> {
+fn after(
+    since: i32,
+    scope: &Scope,
+) -> session_transitions::BoxedQuery<'static, crate::db::Backend> {
     let query = session_transitions::table
         .filter(session_transitions::seq.gt(since))
         .into_boxed();
@@ -274,7 +278,7 @@ fn after(since: i32, scope: &Scope) -> session_transitions::BoxedQuery<'static, 
 /// Whether more than `bound` entries in `scope` follow `since`: one index
 /// step past the bound, never a count of the whole backlog.
 fn waiting_more_than(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     since: i32,
     scope: &Scope,
     bound: i64,
@@ -290,7 +294,7 @@ fn waiting_more_than(
 /// The first `limit` change-log entries in `scope` after `since`, as events;
 /// created and renamed entries carry the session as it is now (if it still exists).
 pub fn missed(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     since: i32,
     scope: &Scope,
     limit: i64,

@@ -4,6 +4,7 @@
 //! by the flag rather than removable.
 
 use super::{validate_url, Events, Target, TargetKind, MAX_TARGETS};
+use crate::db::DbConn;
 use crate::{
     db::{now_millis, schema::notify_targets, Db},
     error::AppError,
@@ -30,7 +31,7 @@ pub async fn get(db: &Db, id: i32) -> Result<Target, AppError> {
     db.run(move |conn| find(conn, id)).await
 }
 
-fn find(conn: &mut SqliteConnection, id: i32) -> Result<Target, AppError> {
+fn find(conn: &mut DbConn, id: i32) -> Result<Target, AppError> {
     notify_targets::table
         .find(id)
         .select(Target::as_select())
@@ -66,7 +67,7 @@ pub async fn add(
 ) -> Result<Target, AppError> {
     let (kind, url) = resolve(kind, raw_url)?;
     db.run(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             let count: i64 = notify_targets::table.count().get_result(conn)?;
             if count >= MAX_TARGETS as i64 {
                 return Err(AppError::Invalid(format!(
@@ -82,7 +83,7 @@ pub async fn add(
                     notify_targets::on_finished.eq(events.on_finished),
                     notify_targets::created_at.eq(now_millis()),
                 ))
-                .returning(Target::as_returning())
+                .returning(crate::db::columns_of::<Target>())
                 .get_result(conn)
                 .map_err(|err| match err {
                     DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
@@ -104,7 +105,7 @@ pub async fn set_events(db: &Db, id: i32, events: Events) -> Result<Target, AppE
                 notify_targets::on_needs_you.eq(events.on_needs_you),
                 notify_targets::on_finished.eq(events.on_finished),
             ))
-            .returning(Target::as_returning())
+            .returning(crate::db::columns_of::<Target>())
             .get_result(conn)
             .optional()?
             .ok_or_else(|| AppError::NotFound(format!("notification target {id} does not exist")))
@@ -116,7 +117,7 @@ pub async fn set_events(db: &Db, id: i32, events: Events) -> Result<Target, AppE
 /// come back at the next start.
 pub async fn remove(db: &Db, id: i32) -> Result<(), AppError> {
     db.run(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             let target = find(conn, id)?;
             if target.from_flag {
                 return Err(AppError::Conflict(format!(
@@ -159,13 +160,13 @@ pub async fn ensure_flag_targets(db: &Db, flags: &[String]) -> Result<Vec<Target
         wanted.push((kind, url));
     }
     db.run(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             diesel::update(notify_targets::table.filter(notify_targets::from_flag.eq(true)))
                 .set(notify_targets::from_flag.eq(false))
                 .execute(conn)?;
             let mut targets = Vec::new();
             for (kind, url) in &wanted {
-                diesel::insert_into(notify_targets::table)
+                crate::db::on_backend!(conn, |inner| diesel::insert_into(notify_targets::table)
                     .values((
                         notify_targets::kind.eq(kind),
                         notify_targets::url.eq(url),
@@ -174,14 +175,14 @@ pub async fn ensure_flag_targets(db: &Db, flags: &[String]) -> Result<Vec<Target
                     ))
                     .on_conflict((notify_targets::kind, notify_targets::url))
                     .do_nothing()
-                    .execute(conn)?;
+                    .execute(inner))?;
                 let target = diesel::update(
                     notify_targets::table
                         .filter(notify_targets::kind.eq(kind))
                         .filter(notify_targets::url.eq(url)),
                 )
                 .set(notify_targets::from_flag.eq(true))
-                .returning(Target::as_returning())
+                .returning(crate::db::columns_of::<Target>())
                 .get_result(conn)?;
                 targets.push(target);
             }

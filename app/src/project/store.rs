@@ -1,6 +1,7 @@
 //! Project persistence and validation.
 
 use super::Project;
+use crate::db::DbConn;
 use crate::{
     db::{
         now_millis,
@@ -40,7 +41,7 @@ pub async fn get(db: &Db, id: i32) -> Result<Project, AppError> {
 }
 
 /// Looks a project up on an open connection.
-pub fn find(conn: &mut SqliteConnection, id: i32) -> Result<Project, AppError> {
+pub fn find(conn: &mut DbConn, id: i32) -> Result<Project, AppError> {
     projects::table
         .find(id)
         .select(Project::as_select())
@@ -72,7 +73,7 @@ pub async fn add(db: &Db, raw_path: &str, name: Option<&str>) -> Result<Project,
                 projects::path.eq(&path_text),
                 projects::created_at.eq(now_millis()),
             ))
-            .returning(Project::as_returning())
+            .returning(crate::db::columns_of::<Project>())
             .get_result(conn)
             .map_err(|err| match err {
                 DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
@@ -90,7 +91,7 @@ pub async fn rename(db: &Db, id: i32, name: &str) -> Result<Project, AppError> {
     db.run(move |conn| {
         diesel::update(projects::table.find(id))
             .set(projects::name.eq(&name))
-            .returning(Project::as_returning())
+            .returning(crate::db::columns_of::<Project>())
             .get_result(conn)
             .optional()?
             .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))
@@ -104,7 +105,7 @@ pub async fn rename(db: &Db, id: i32, name: &str) -> Result<Project, AppError> {
 /// `remove_project` cancels agentdeck's own runs first.
 pub async fn remove(db: &Db, id: i32) -> Result<i32, AppError> {
     db.write(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             find(conn, id)?;
             let doomed: Vec<Session> = sessions::table
                 .filter(sessions::project_id.eq(id))
@@ -209,7 +210,7 @@ pub async fn set_approvals(
                 projects::approve_from_dashboard.eq(enabled),
                 projects::approval_wait_secs.eq(wait_secs),
             ))
-            .returning(Project::as_returning())
+            .returning(crate::db::columns_of::<Project>())
             .get_result(conn)
             .optional()?
             .ok_or_else(|| AppError::NotFound(format!("project {id} does not exist")))

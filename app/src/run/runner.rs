@@ -8,6 +8,7 @@ use super::{
     store::{self, Ending, Started},
     MAX_MESSAGE_BYTES,
 };
+use crate::db::DbConn;
 use crate::{
     agent::{find_on_path, AgentChoice, AgentKind},
     approval::{
@@ -20,7 +21,6 @@ use crate::{
     session::{store::get as get_session, Session},
     transition::{writer::Applied, Transition, TransitionEvent},
 };
-use diesel::SqliteConnection;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -331,7 +331,7 @@ impl Runner {
         let (session_id, run_id) = (started.session.id.as_str(), started.run_id.as_str());
         let finish = {
             let (started, event) = (started.clone(), event.clone());
-            move |conn: &mut SqliteConnection| store::finish(conn, &started, &event, &ending)
+            move |conn: &mut DbConn| store::finish(conn, &started, &event, &ending)
         };
         let err = match self.write_end(run_id, finish).await {
             Ok(()) => {
@@ -346,9 +346,7 @@ impl Runner {
         );
         let as_failed = {
             let (session, run) = (session_id.to_owned(), run_id.to_owned());
-            move |conn: &mut SqliteConnection| {
-                store::end_run_as_failed(conn, &session, &run, &message)
-            }
+            move |conn: &mut DbConn| store::end_run_as_failed(conn, &session, &run, &message)
         };
         match self.write_end(run_id, as_failed).await {
             Ok(()) => {
@@ -365,10 +363,7 @@ impl Runner {
     /// succeeded.
     async fn write_end<F>(&self, run_id: &str, end: F) -> Result<(), AppError>
     where
-        F: Fn(&mut SqliteConnection) -> Result<Option<Transition>, AppError>
-            + Clone
-            + Send
-            + 'static,
+        F: Fn(&mut DbConn) -> Result<Option<Transition>, AppError> + Clone + Send + 'static,
     {
         let mut last_error = None;
         for delay in std::iter::once(Duration::ZERO).chain(END_RETRY_DELAYS) {

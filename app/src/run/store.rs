@@ -5,6 +5,7 @@ use super::{
     Before, Conversation, Message, Outcome, Role, Run, SessionDetail, TimelinePage,
     MESSAGES_PER_PAGE, TRANSITIONS_PER_PAGE,
 };
+use crate::db::DbConn;
 use crate::{
     agent::AgentKind,
     db::{
@@ -48,13 +49,13 @@ pub struct Started {
 /// will get; it is recorded on the run row, so a sync while the run goes
 /// on knows that transcript is this session's.
 pub fn start(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     run_id: &str,
     message: &str,
     new_agent_session_id: Option<&str>,
 ) -> Result<Started, AppError> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write_tx(conn, |conn| {
         let send = writer::apply_fenced(
             conn,
             session_id,
@@ -96,7 +97,7 @@ pub fn start(
 /// Adds a message to the session's conversation (of run `run_id`, or of
 /// none: a terminal session's prompt or answer reported by a hook).
 pub(crate) fn add_message(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     run_id: Option<&str>,
     role: Role,
@@ -123,7 +124,7 @@ pub(crate) fn busy() -> AppError {
 }
 
 /// Records the agent process id, so an operator (and the tests) can find it.
-pub fn set_pid(conn: &mut SqliteConnection, run_id: &str, pid: u32) -> Result<(), AppError> {
+pub fn set_pid(conn: &mut DbConn, run_id: &str, pid: u32) -> Result<(), AppError> {
     diesel::update(runs::table.find(run_id))
         .set(runs::pid.eq(i32::try_from(pid).ok()))
         .execute(conn)?;
@@ -147,13 +148,13 @@ pub struct Ending {
 /// transition, or `None` when this run is no longer the session's current
 /// one (it was cancelled or interrupted meanwhile, or a newer run started).
 pub fn finish(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     started: &Started,
     event: &TransitionEvent,
     ending: &Ending,
 ) -> Result<Option<Transition>, AppError> {
     let session_id = started.session.id.as_str();
-    conn.immediate_transaction(|conn| {
+    crate::db::write_tx(conn, |conn| {
         let applied =
             writer::apply_fenced(conn, session_id, event, RunFence::End(&started.run_id))?;
         let transition = match applied {
@@ -210,7 +211,7 @@ pub fn finish(
 /// another session already holds it (then the id stays on the run only:
 /// a clash must never make recording a run's end fail).
 fn link_external_id(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     agent: AgentKind,
     external_id: &str,
@@ -241,12 +242,12 @@ fn link_external_id(
 /// The smallest write that takes a session out of `working` (when a run's
 /// full outcome could not be saved, or its process is gone).
 pub fn end_run_as_failed(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     run_id: &str,
     message: &str,
 ) -> Result<Option<Transition>, AppError> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write_tx(conn, |conn| {
         let event = TransitionEvent::Fail(message.to_owned());
         let applied = writer::apply_fenced(conn, session_id, &event, RunFence::End(run_id))?;
         let Applied::Changed(transition) = applied else {
@@ -269,7 +270,7 @@ pub fn end_run_as_failed(
 }
 
 /// Working sessions and the run each is in (agentdeck's own runs only).
-pub fn working_runs(conn: &mut SqliteConnection) -> Result<Vec<(String, String)>, AppError> {
+pub fn working_runs(conn: &mut DbConn) -> Result<Vec<(String, String)>, AppError> {
     let rows: Vec<(String, Option<String>)> = sessions::table
         .filter(sessions::state.eq(SessionState::Working))
         .filter(sessions::current_run_id.is_not_null())
@@ -283,8 +284,8 @@ pub fn working_runs(conn: &mut SqliteConnection) -> Result<Vec<(String, String)>
 
 /// Marks every session left `working` by a stopped server as interrupted,
 /// and closes its open runs. Returns the transitions made.
-pub fn interrupt_orphans(conn: &mut SqliteConnection) -> Result<Vec<Transition>, AppError> {
-    conn.immediate_transaction(|conn| {
+pub fn interrupt_orphans(conn: &mut DbConn) -> Result<Vec<Transition>, AppError> {
+    crate::db::write_tx(conn, |conn| {
         // Only agentdeck's own runs: a terminal session's agent does not
         // stop with this server, and its hooks go on reporting.
         let working: Vec<String> = sessions::table
@@ -312,8 +313,8 @@ pub fn interrupt_orphans(conn: &mut SqliteConnection) -> Result<Vec<Transition>,
 
 /// Cancels a `working` session that no process here is running (its run
 /// belonged to a server that stopped): `working → idle`, open runs closed.
-pub fn cancel_orphan(conn: &mut SqliteConnection, session_id: &str) -> Result<Applied, AppError> {
-    conn.immediate_transaction(|conn| {
+pub fn cancel_orphan(conn: &mut DbConn, session_id: &str) -> Result<Applied, AppError> {
+    crate::db::write_tx(conn, |conn| {
         let applied = writer::apply(conn, session_id, &TransitionEvent::Cancel)?;
         if matches!(applied, Applied::Changed(_)) {
             diesel::update(
@@ -338,7 +339,7 @@ pub async fn history(db: &Db, session_id: &str, before: Before) -> Result<Sessio
     let id = session_id.to_owned();
     let mut detail = db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::db::read_tx(conn, |conn| {
                 let session = find_session(conn, &id)?;
                 let project = find_project(conn, session.project_id)?;
                 let (messages, runs, has_earlier) = messages_page(conn, &id, before.message)?;
@@ -376,7 +377,7 @@ pub async fn conversation(
 ) -> Result<Conversation, AppError> {
     let id = session_id.to_owned();
     db.run(move |conn| {
-        conn.transaction(|conn| {
+        crate::db::read_tx(conn, |conn| {
             let session = find_session(conn, &id)?;
             let (messages, runs, has_earlier) = messages_page(conn, &id, before)?;
             let seq = writer::high_water(conn)?;
@@ -398,7 +399,7 @@ pub async fn timeline(
 ) -> Result<TimelinePage, AppError> {
     let id = session_id.to_owned();
     db.run(move |conn| {
-        conn.transaction(|conn| {
+        crate::db::read_tx(conn, |conn| {
             find_session(conn, &id)?;
             let (transitions, has_earlier) = transitions_page(conn, &id, before)?;
             Ok(TimelinePage {
@@ -414,7 +415,7 @@ pub async fn timeline(
 /// oldest first, with the runs their user messages started, and whether
 /// older messages exist. Reads one row past the page to know.
 fn messages_page(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     before: Option<i32>,
 ) -> Result<(Vec<Message>, Vec<Run>, bool), AppError> {
@@ -449,7 +450,7 @@ fn messages_page(
 /// Up to [`TRANSITIONS_PER_PAGE`] of the session's state changes (not its
 /// creation or renames) before `before`, oldest first, and whether older ones exist.
 fn transitions_page(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     before: Option<i32>,
 ) -> Result<(Vec<Transition>, bool), AppError> {

@@ -2,6 +2,7 @@
 //! single state writer that comes with agent runs.
 
 use super::{ActiveSession, Overview, ProjectSummary, ProjectWithSessions, Session, StateCounts};
+use crate::db::DbConn;
 use crate::{
     agent::AgentKind,
     db::{
@@ -32,7 +33,7 @@ pub async fn list_for_project(
     state: Option<SessionState>,
 ) -> Result<ProjectWithSessions, AppError> {
     db.run(move |conn| {
-        conn.transaction(|conn| {
+        crate::db::read_tx(conn, |conn| {
             let project = find_project(conn, project_id)?;
             let mut query = sessions::table
                 .filter(sessions::project_id.eq(project_id))
@@ -73,7 +74,7 @@ pub const MAX_ACTIVE: i64 = 500;
 /// in one transaction with the `seq` they match.
 pub async fn overview(db: &Db) -> Result<Overview, AppError> {
     db.run(|conn| {
-        conn.transaction(|conn| {
+        crate::db::read_tx(conn, |conn| {
             let mut counts = counts_by_project(conn, None)?;
             let projects = projects::table
                 .select(Project::as_select())
@@ -140,7 +141,7 @@ pub async fn across_projects(
 
 /// Sessions per state (and waiting for the person) in each project, or in one.
 fn counts_by_project(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     project: Option<i32>,
 ) -> Result<HashMap<i32, StateCounts>, AppError> {
     let mut query = sessions::table
@@ -172,7 +173,7 @@ pub async fn get(db: &Db, session_id: &str) -> Result<Session, AppError> {
 }
 
 /// Looks a session up on an open connection.
-pub fn find(conn: &mut SqliteConnection, session_id: &str) -> Result<Session, AppError> {
+pub fn find(conn: &mut DbConn, session_id: &str) -> Result<Session, AppError> {
     sessions::table
         .find(session_id)
         .select(Session::as_select())
@@ -205,7 +206,7 @@ pub async fn create_with_mode(
         None => PermissionMode::default_for(agent),
     };
     db.write(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             find_project(conn, project_id)?;
             let session = Session {
                 permission_mode: mode,
@@ -251,7 +252,7 @@ pub async fn set_permission_mode(
 ) -> Result<Session, AppError> {
     let id = session_id.to_owned();
     db.write(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             let session = find(conn, &id)?;
             let mode = fitting_mode(mode, session.agent)?;
             let changed = diesel::update(
@@ -263,7 +264,7 @@ pub async fn set_permission_mode(
                 sessions::permission_mode.eq(mode),
                 sessions::updated_at.eq(now_millis()),
             ))
-            .returning(Session::as_returning())
+            .returning(crate::db::columns_of::<Session>())
             .get_result(conn)
             .optional()?;
             let session = changed.ok_or_else(|| {
@@ -282,13 +283,13 @@ pub async fn rename(db: &Db, session_id: &str, name: &str) -> Result<Session, Ap
     let name = validate_name(name, "Session name")?;
     let id = session_id.to_owned();
     db.write(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             let session = diesel::update(sessions::table.find(&id))
                 .set((
                     sessions::name.eq(&name),
                     sessions::updated_at.eq(now_millis()),
                 ))
-                .returning(Session::as_returning())
+                .returning(crate::db::columns_of::<Session>())
                 .get_result(conn)
                 .optional()?
                 .ok_or_else(|| not_found(&id))?;
@@ -305,7 +306,7 @@ pub async fn rename(db: &Db, session_id: &str, name: &str) -> Result<Session, Ap
 pub async fn delete(db: &Db, session_id: &str) -> Result<String, AppError> {
     let id = session_id.to_owned();
     db.write(move |conn| {
-        conn.immediate_transaction(|conn| {
+        crate::db::write_tx(conn, |conn| {
             let session = find(conn, &id)?;
             let deleted = diesel::delete(
                 sessions::table

@@ -7,6 +7,7 @@ use super::{
     transcript::TranscriptInfo,
     SyncSummary,
 };
+use crate::db::DbConn;
 use crate::{
     agent::AgentKind,
     db::{
@@ -194,7 +195,7 @@ fn canonical(dir: &str) -> String {
 /// runs (a new Claude conversation gets its id before it starts): then the
 /// transcript is that session's, linked to it here, never a second session.
 fn link_to_own_run(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     agent: AgentKind,
     external_id: &str,
 ) -> Result<bool, AppError> {
@@ -326,18 +327,18 @@ fn read_one(found: &Found, known: &HashMap<String, FileRow>) -> FileRead {
 const FILE_ROWS_PER_COMMIT: usize = 256;
 
 /// Saves (and clears) the rows of files read, in one transaction.
-fn save_file_rows(conn: &mut SqliteConnection, rows: &mut Vec<FileRow>) -> Result<(), AppError> {
+fn save_file_rows(conn: &mut DbConn, rows: &mut Vec<FileRow>) -> Result<(), AppError> {
     if rows.is_empty() {
         return Ok(());
     }
-    conn.immediate_transaction(|conn| {
+    crate::db::write_tx(conn, |conn| {
         for row in rows.iter() {
-            diesel::insert_into(transcript_files::table)
+            crate::db::on_backend!(conn, |inner| diesel::insert_into(transcript_files::table)
                 .values(row)
                 .on_conflict(transcript_files::path)
                 .do_update()
                 .set(row)
-                .execute(conn)?;
+                .execute(inner))?;
         }
         Ok::<_, AppError>(())
     })?;
@@ -348,11 +349,11 @@ fn save_file_rows(conn: &mut SqliteConnection, rows: &mut Vec<FileRow>) -> Resul
 /// Imports (or refreshes) the sessions of transcripts recorded in `path`,
 /// and clears stale errors in the project.
 fn import(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     project_id: i32,
     path: &str,
 ) -> Result<(ImportCounts, Vec<LiveEvent>), AppError> {
-    conn.immediate_transaction(|conn| {
+    crate::db::write_tx(conn, |conn| {
         let files: Vec<FileRow> = transcript_files::table
             .filter(transcript_files::cwd.eq(path))
             .filter(transcript_files::external_id.is_not_null())
@@ -408,7 +409,7 @@ fn import(
                             sessions::message_count.eq(info.message_count),
                             sessions::updated_at.eq(updated_at),
                         ))
-                        .returning(Session::as_returning())
+                        .returning(crate::db::columns_of::<Session>())
                         .get_result(conn)?;
                     let change = record_lifecycle(conn, &session, Reason::Renamed)?;
                     events.push(LiveEvent::lifecycle(change, session));

@@ -5,6 +5,7 @@
 //! writes it; a change that no longer applies is refused, not forced.
 
 use super::{next_state, Reason, Transition, TransitionEvent};
+use crate::db::DbConn;
 use crate::{
     db::{
         now_millis,
@@ -14,7 +15,7 @@ use crate::{
     session::Session,
     session_state::{Attention, SessionState},
 };
-use diesel::{prelude::*, sql_types::Bool, sqlite::Sqlite};
+use diesel::{prelude::*, sql_types::Bool};
 
 /// What [`apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,8 @@ pub enum RunFence<'a> {
 }
 
 /// The rows of `sessions` a fenced change may touch.
-type FenceFilter<'a> = Box<dyn BoxableExpression<sessions::table, Sqlite, SqlType = Bool> + 'a>;
+type FenceFilter<'a> =
+    Box<dyn BoxableExpression<sessions::table, crate::db::Backend, SqlType = Bool> + 'a>;
 
 impl<'a> RunFence<'a> {
     fn filter(self, session_id: &'a str) -> FenceFilter<'a> {
@@ -74,7 +76,7 @@ impl<'a> RunFence<'a> {
 /// a transaction that also holds the event's other writes (the message, the
 /// run row), so they commit or fail together.
 pub fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     event: &TransitionEvent,
 ) -> Result<Applied, AppError> {
@@ -85,7 +87,7 @@ pub fn apply(
 /// `current_run_id` is set by a start, required by an end, and cleared by
 /// every transition that leaves `working`.
 pub fn apply_fenced(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     event: &TransitionEvent,
     fence: RunFence<'_>,
@@ -128,7 +130,7 @@ pub fn apply_fenced(
                     session_transitions::at.eq(now),
                     session_transitions::attention.eq(None::<Attention>),
                 ))
-                .returning(Transition::as_returning())
+                .returning(crate::db::columns_of::<Transition>())
                 .get_result(conn)?;
             // A run (or a terminal turn) ended by itself: "done, not seen"
             // until the session is opened. A cancel was the person's own doing.
@@ -136,12 +138,15 @@ pub fn apply_fenced(
                 && to != SessionState::Working
                 && *event != TransitionEvent::Cancel
             {
-                diesel::replace_into(unseen_ends::table)
+                crate::db::on_backend!(conn, |inner| diesel::insert_into(unseen_ends::table)
                     .values((
                         unseen_ends::session_id.eq(session_id),
                         unseen_ends::ended_at.eq(now),
                     ))
-                    .execute(conn)?;
+                    .on_conflict(unseen_ends::session_id)
+                    .do_update()
+                    .set(unseen_ends::ended_at.eq(now))
+                    .execute(inner))?;
             }
             return Ok(Applied::Changed(transition));
         }
@@ -157,7 +162,7 @@ pub fn apply_fenced(
 /// Records that `session` was created, renamed or deleted, in the caller's
 /// transaction, so live views learn of it in commit order.
 pub fn record_lifecycle(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session: &Session,
     reason: Reason,
 ) -> Result<Transition, AppError> {
@@ -173,7 +178,7 @@ pub fn record_lifecycle(
             session_transitions::at.eq(now_millis()),
             session_transitions::attention.eq(session.attention),
         ))
-        .returning(Transition::as_returning())
+        .returning(crate::db::columns_of::<Transition>())
         .get_result(conn)?)
 }
 
@@ -182,7 +187,7 @@ pub fn record_lifecycle(
 /// `working` session under `fence` whose attention differs is changed;
 /// returns the entry, or `None` when nothing changed.
 pub fn set_attention(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     attention: Option<Attention>,
     fence: RunFence<'_>,
@@ -194,7 +199,7 @@ pub fn set_attention(
 /// the same: what the session waits for changed (one of two approval
 /// requests was answered), and pages following the log must learn it.
 pub fn record_attention(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     attention: Option<Attention>,
     fence: RunFence<'_>,
@@ -203,14 +208,14 @@ pub fn record_attention(
 }
 
 fn attention_entry(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConn,
     session_id: &str,
     attention: Option<Attention>,
     fence: RunFence<'_>,
     only_if_changed: bool,
 ) -> Result<Option<Transition>, AppError> {
     let now = now_millis();
-    let differs: Box<dyn BoxableExpression<sessions::table, Sqlite, SqlType = Bool>> =
+    let differs: Box<dyn BoxableExpression<sessions::table, crate::db::Backend, SqlType = Bool>> =
         match (only_if_changed, attention) {
             (false, _) => Box::new(sessions::id.eq(session_id)),
             (true, Some(wanted)) => Box::new(
@@ -247,14 +252,14 @@ fn attention_entry(
             session_transitions::at.eq(now),
             session_transitions::attention.eq(attention),
         ))
-        .returning(Transition::as_returning())
+        .returning(crate::db::columns_of::<Transition>())
         .get_result(conn)?;
     Ok(Some(transition))
 }
 
 /// The latest position in the change log (0 when empty): the high-water
 /// mark a snapshot read in the same transaction is consistent with.
-pub fn high_water(conn: &mut SqliteConnection) -> Result<i32, AppError> {
+pub fn high_water(conn: &mut DbConn) -> Result<i32, AppError> {
     Ok(session_transitions::table
         .select(diesel::dsl::max(session_transitions::seq))
         .first::<Option<i32>>(conn)?
@@ -270,7 +275,7 @@ pub const LIFECYCLE: [Reason; 4] = [
 ];
 
 /// A session's state transitions (not its creation or renames), oldest first.
-pub fn history(conn: &mut SqliteConnection, session_id: &str) -> Result<Vec<Transition>, AppError> {
+pub fn history(conn: &mut DbConn, session_id: &str) -> Result<Vec<Transition>, AppError> {
     Ok(session_transitions::table
         .filter(session_transitions::session_id.eq(session_id))
         .filter(session_transitions::reason.ne_all(LIFECYCLE))

@@ -61,7 +61,7 @@ pub async fn transitions(dir: &Path, count: usize, report: &mut Report) -> Resul
         };
         let session_id = session_id.clone();
         db.write(move |conn| {
-            conn.immediate_transaction(|conn| {
+            app::db::write_tx(conn, |conn| {
                 let fence = if event == TransitionEvent::Send {
                     RunFence::Start(&run_id)
                 } else {
@@ -103,7 +103,7 @@ fn raw_transitions(db: &Db, session_id: &str, count: usize) -> Result<f64, Strin
     let started = Instant::now();
     for i in 0..count {
         let (from, to) = (states[i % 2], states[(i + 1) % 2]);
-        conn.immediate_transaction(|conn| {
+        app::db::write_tx(&mut conn, |conn| {
             let now = now_us() as i64 / 1000;
             let changed = diesel::sql_query(
                 "UPDATE sessions SET state = ?, state_changed_at = ?, updated_at = ? WHERE id = ? AND state = ?",
