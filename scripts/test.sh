@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what is missing, then runs every check and test: formatting,
-# clippy (server and browser builds), cargo tests on real SQLite files and a
-# real server, and the Playwright suite in Chromium against the release build.
+# clippy (server and browser builds), cargo tests on real SQLite files, on a
+# throwaway PostgreSQL cluster and against a real server, and the Playwright suite in Chromium against the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -16,6 +16,21 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo test"
 cargo test
+
+# The database, live, run and sync suites again on PostgreSQL, each test on
+# a scratch database of a throwaway cluster that pg_virtualenv starts and
+# drops. Skipped without PostgreSQL, except under CI.
+step "cargo test on PostgreSQL (a throwaway cluster)"
+if command -v pg_virtualenv >/dev/null 2>&1; then
+  pg_virtualenv -t -i '--no-locale --encoding=UTF8' -o fsync=off -o max_connections=300 \
+    sh -c 'export AGENTDECK_TEST_PG_URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$PGDATABASE"
+           cargo test -p app --features ssr'
+elif [ -n "${CI:-}" ]; then
+  echo "pg_virtualenv is missing and CI is set: the PostgreSQL half must run (scripts/setup.sh installs it)" >&2
+  exit 1
+else
+  echo "skipped: pg_virtualenv is missing (scripts/setup.sh installs postgresql)"
+fi
 
 step "release build (server + hydrate bundle)"
 cargo leptos build --release --precompress

@@ -7,6 +7,7 @@
 //! queries elsewhere are written once, against [`DbConn`].
 
 pub mod schema;
+pub mod scratch;
 
 use crate::{
     error::AppError,
@@ -347,8 +348,11 @@ impl Db {
         // Connect once first: a PostgreSQL that is down is one clear error
         // naming it, not a pool timeout.
         let writer = location.connect()?;
+        // PostgreSQL connections are opened as needed, not all at the start.
+        let min_idle = location.is_postgres().then_some(1);
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
+            .min_idle(min_idle)
             .connection_timeout(CONNECT_TIMEOUT)
             .build(Manager(location.clone()))?;
         let db = Self {

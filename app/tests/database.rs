@@ -15,16 +15,19 @@ use diesel::{
 };
 use tempfile::TempDir;
 
+mod common;
+
 struct Fixture {
     dir: TempDir,
     db: Db,
+    _scratch: Option<app::db::scratch::ScratchDatabase>,
 }
 
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("data/agentdeck.db").to_str().unwrap()).unwrap();
-        Self { dir, db }
+        let (db, _scratch) = common::open_test_db(&dir.path().join("data"));
+        Self { dir, db, _scratch }
     }
 
     fn project_dir(&self, name: &str) -> String {
@@ -71,6 +74,9 @@ fn migrations_run_on_a_fresh_file_and_again_on_an_existing_one() {
 
 #[test]
 fn connections_use_wal_foreign_keys_and_a_busy_timeout() {
+    if common::skip_on_postgres("connections_use_wal_foreign_keys_and_a_busy_timeout") {
+        return;
+    }
     let fx = Fixture::new();
     let mut conn = fx.db.conn().unwrap();
     let mode: String = diesel::select(sql::<Text>("journal_mode FROM pragma_journal_mode"))
@@ -136,9 +142,15 @@ async fn check_constraints_reject_an_invalid_state_and_a_stray_error_message() {
     let id = fx.session().await.id;
     let mut conn = fx.db.conn().unwrap();
     let set = |conn: &mut app::db::DbConn, assignment: &str| {
-        diesel::sql_query(format!("UPDATE sessions SET {assignment} WHERE id = ?"))
-            .bind::<Text, _>(&id)
-            .execute(conn)
+        let placeholder = match conn {
+            app::db::DbConn::Pg(_) => "$1",
+            app::db::DbConn::Sqlite(_) => "?",
+        };
+        diesel::sql_query(format!(
+            "UPDATE sessions SET {assignment} WHERE id = {placeholder}"
+        ))
+        .bind::<Text, _>(&id)
+        .execute(conn)
     };
 
     let err = set(&mut conn, "state = 'busy'").unwrap_err();

@@ -114,6 +114,9 @@ async fn a_conversation_id_held_by_another_session_does_not_fail_the_runs_end() 
 /// the first attempt to record the end fails, a retry succeeds.
 #[tokio::test]
 async fn a_busy_database_at_the_runs_end_is_retried() {
+    if common::skip_on_postgres("a_busy_database_at_the_runs_end_is_retried") {
+        return;
+    }
     let fx = Fixture::new().await;
     let session = fx.session(AgentKind::Shell).await;
     fx.runner
@@ -139,6 +142,9 @@ async fn a_busy_database_at_the_runs_end_is_retried() {
 /// still leaves `working`, with an error saying why.
 #[tokio::test]
 async fn a_full_database_at_the_runs_end_still_leaves_working() {
+    if common::skip_on_postgres("a_full_database_at_the_runs_end_still_leaves_working") {
+        return;
+    }
     let fx = Fixture::new().await;
     let session = fx.session(AgentKind::Shell).await;
     fx.runner
@@ -391,6 +397,9 @@ async fn deleting_a_working_session_stops_its_process_group_first() {
 /// server holds the write lock: opening waits for it instead of failing.
 #[tokio::test]
 async fn opening_the_database_while_another_process_writes_waits_for_it() {
+    if common::skip_on_postgres("opening_the_database_while_another_process_writes_waits_for_it") {
+        return;
+    }
     let fx = Fixture::new().await;
     let path = fx.db_path();
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();

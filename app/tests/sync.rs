@@ -1,6 +1,8 @@
 //! Importing sessions from transcripts written by the tests into temporary
 //! `~/.claude/projects` and `~/.codex/sessions` folders, on a real SQLite file.
 
+mod common;
+
 use app::{
     agent::AgentKind,
     db::Db,
@@ -32,18 +34,24 @@ struct Fixture {
     dir: tempfile::TempDir,
     db: Db,
     syncer: Arc<Syncer>,
+    _scratch: Option<app::db::scratch::ScratchDatabase>,
 }
 
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path().join("db.sqlite").to_str().unwrap()).unwrap();
+        let (db, _scratch) = common::open_test_db(dir.path());
         let config = SyncConfig {
             claude_root: dir.path().join("claude/projects"),
             codex_root: dir.path().join("codex/sessions"),
         };
         let syncer = Syncer::new(db.clone(), config);
-        Self { dir, db, syncer }
+        Self {
+            dir,
+            db,
+            syncer,
+            _scratch,
+        }
     }
 
     async fn project(&self, name: &str) -> Project {

@@ -7,7 +7,7 @@
 
 use app::{
     agent::AgentKind,
-    db::Db,
+    db::{scratch::ScratchDatabase, Db},
     project::{self, Project},
     run::{
         runner::{Runner, RunnerConfig},
@@ -18,6 +18,29 @@ use app::{
 };
 use std::{path::PathBuf, sync::Arc, time::Duration};
 use tempfile::TempDir;
+
+/// A database for one test: a scratch PostgreSQL database when the test
+/// cluster is configured (`AGENTDECK_TEST_PG_URL`), else a SQLite file in
+/// `dir`. Keep the scratch guard alive as long as the database is used.
+pub fn open_test_db(dir: &std::path::Path) -> (Db, Option<ScratchDatabase>) {
+    match ScratchDatabase::on_test_cluster() {
+        Some(scratch) => (Db::open(scratch.url()).unwrap(), Some(scratch)),
+        None => (
+            Db::open(dir.join("agentdeck.db").to_str().unwrap()).unwrap(),
+            None,
+        ),
+    }
+}
+
+/// Whether the tests run on PostgreSQL: SQLite-only cases (its pragmas, its
+/// file opened by another process) say so and return.
+pub fn skip_on_postgres(test: &str) -> bool {
+    let on_postgres = std::env::var_os(app::db::scratch::TEST_CLUSTER_ENV).is_some();
+    if on_postgres {
+        eprintln!("{test}: SQLite only, skipped on PostgreSQL");
+    }
+    on_postgres
+}
 
 /// The fake agent executable called `name` (`claude` or `codex`).
 pub fn fake_bin(name: &str) -> PathBuf {
@@ -33,6 +56,8 @@ pub struct Fixture {
     pub db: Db,
     pub runner: Arc<Runner>,
     pub project: Project,
+    /// The PostgreSQL database `db` is on, when the tests run there.
+    pub scratch: Option<ScratchDatabase>,
 }
 
 impl Fixture {
@@ -46,7 +71,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let project_dir = dir.path().join("project");
         std::fs::create_dir(&project_dir).unwrap();
-        let db = Db::open(dir.path().join("agentdeck.db").to_str().unwrap()).unwrap();
+        let (db, scratch) = open_test_db(dir.path());
         let runner = Runner::new(
             db.clone(),
             RunnerConfig {
@@ -65,6 +90,7 @@ impl Fixture {
             db,
             runner,
             project,
+            scratch,
         }
     }
 
