@@ -249,10 +249,40 @@ fn a_10_kb_session_name_gets_422_naming_the_limit() {
 
 #[test]
 fn a_database_url_with_a_foreign_scheme_is_refused_without_creating_anything() {
+    let answer = refused_database_url("mysql://u:hunter2@h/db");
+    assert!(
+        answer.contains("mysql://") && answer.to_lowercase().contains("sqlite"),
+        "the message should name the scheme and what agentdeck speaks: {answer}"
+    );
+    assert!(
+        !answer.contains("hunter2"),
+        "the password was printed: {answer}"
+    );
+}
+
+#[test]
+fn a_postgresql_that_is_down_is_one_line_naming_the_url_without_its_password() {
+    // Port 1 on loopback: nothing listens, so the connection is refused at once.
+    let answer = refused_database_url("postgres://agent:hunter2@127.0.0.1:1/deck");
+    assert!(
+        answer.contains("postgres://agent:***@127.0.0.1:1/deck"),
+        "the message should name the URL: {answer}"
+    );
+    assert!(
+        !answer.contains("hunter2"),
+        "the password was printed: {answer}"
+    );
+    assert_eq!(answer.trim_end().lines().count(), 1, "one line: {answer}");
+}
+
+/// Runs `serve` and `sync` with `url`, which must be refused: exit code 1,
+/// nothing created in the working directory. Returns `serve`'s stderr.
+fn refused_database_url(url: &str) -> String {
     let cwd = tempfile::tempdir().unwrap();
+    let mut answers = Vec::new();
     for command in ["serve", "sync"] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentdeck"))
-            .args([command, "--database-url", "postgres://u@h/db"])
+            .args([command, "--database-url", url])
             .args(["--claude-projects", "claude", "--codex-sessions", "codex"])
             .args(match command {
                 "serve" => &["--port", "0"][..],
@@ -264,7 +294,7 @@ fn a_database_url_with_a_foreign_scheme_is_refused_without_creating_anything() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
@@ -272,21 +302,19 @@ fn a_database_url_with_a_foreign_scheme_is_refused_without_creating_anything() {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("`agentdeck {command}` accepted postgres://u@h/db and kept running");
+                panic!("`agentdeck {command}` accepted {url} and kept running");
             }
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         assert_eq!(status.code(), Some(1), "{command}: {stderr}");
-        assert!(
-            stderr.contains("postgres://u@h/db") && stderr.to_lowercase().contains("sqlite"),
-            "{command}: the message should name the URL and what agentdeck speaks: {stderr}"
-        );
         let created: Vec<_> = std::fs::read_dir(cwd.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert!(created.is_empty(), "{command} created {created:?}");
+        answers.push(stderr);
     }
+    answers.swap_remove(0)
 }
