@@ -11,7 +11,11 @@ pub mod scratch;
 
 use crate::{
     error::AppError,
-    live::{hub::EventHub, LiveEvent},
+    live::{
+        hub::EventHub,
+        tail::{self, Wakeups},
+        LiveEvent,
+    },
 };
 use diesel::{
     connection::{AnsiTransactionManager, SimpleConnection, TransactionManager},
@@ -24,10 +28,13 @@ use diesel::{
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, AtomicI32, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Notify, Semaphore};
 
 /// Each backend's migrations, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -205,7 +212,7 @@ pub fn redact_password(url: &str) -> String {
 }
 
 /// libpq's messages span lines ("connection refused\n\tIs the server…").
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -316,6 +323,10 @@ pub struct Db {
     writer: Arc<Mutex<DbConn>>,
     /// Where the database is, to reopen the writer's connection.
     location: Arc<Location>,
+    /// The newest `seq` published to the hub; changed under the writer's lock.
+    published: Arc<AtomicI32>,
+    /// The tailer that publishes other writers' changes ([`Db::start_tailing`]).
+    tailing: Arc<Tailing>,
     /// One per pooled connection: work waits for a permit here, on the
     /// async side, rather than as a blocked thread waiting for a connection
     /// (a burst of page loads would otherwise start a thread each).
@@ -360,9 +371,14 @@ impl Db {
             hub: EventHub::default(),
             writer: Arc::new(Mutex::new(writer)),
             location: Arc::new(location),
+            published: Arc::default(),
+            tailing: Arc::default(),
             permits: Arc::new(Semaphore::new(POOL_SIZE as usize)),
         };
         db.migrate()?;
+        let high_water = crate::transition::writer::high_water(&mut db.writer())
+            .map_err(|err| DbError::Migration(err.to_string()))?;
+        db.published.store(high_water, Ordering::Release);
         Ok(db)
     }
 
@@ -443,25 +459,18 @@ impl Db {
         F: FnOnce(&mut DbConn) -> Result<(T, Vec<LiveEvent>), AppError> + Send + 'static,
         T: Send + 'static,
     {
-        let (hub, writer, location) = (
+        let (hub, writer, location, published, tailing) = (
             self.hub.clone(),
             Arc::clone(&self.writer),
             Arc::clone(&self.location),
+            Arc::clone(&self.published),
+            Arc::clone(&self.tailing),
         );
         self.on_blocking_pool(move || {
-            let mut conn = writer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut conn = lock_writer(&writer);
             let outcome = work(&mut conn);
-            // A connection left inside a transaction (a failure diesel could
-            // not roll back) is replaced, or every later write would fail.
-            if outcome.is_err() && !is_outside_transaction(&mut conn) {
-                match location.connect() {
-                    Ok(fresh) => *conn = fresh,
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot reopen the writer connection")
-                    }
-                }
+            if outcome.is_err() {
+                reopen_if_unusable(&mut conn, &location);
             }
             let (value, changes) = outcome?;
             // The commit instant of each change, for `scripts/bench.sh`
@@ -471,7 +480,12 @@ impl Db {
                 let seqs: Vec<i32> = changes.iter().filter_map(LiveEvent::seq).collect();
                 (now_micros(), seqs)
             });
-            hub.publish(changes);
+            if let Err(err) = tail::publish_committed(&mut conn, &hub, &published, changes) {
+                // Committed all the same: the tailer publishes it once it can read it.
+                tracing::warn!(error = %err, "cannot read the change log to publish a commit in order; the tailer will");
+                reopen_if_unusable(&mut conn, &location);
+                tailing.wakeups.changes.notify_one();
+            }
             if let Some((committed_us, seqs)) = traced {
                 for seq in seqs {
                     tracing::trace!(seq, committed_us, "change committed");
@@ -484,9 +498,98 @@ impl Db {
 
     /// The writer's connection, for blocking code (tests that fault it).
     pub fn writer(&self) -> std::sync::MutexGuard<'_, DbConn> {
-        self.writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock_writer(&self.writer)
+    }
+
+    /// Starts publishing what other writers commit (other instances on the
+    /// same PostgreSQL, `agentdeck sync` on the same SQLite file): a task
+    /// that reads the change log when woken — by a PostgreSQL notification,
+    /// which a listener thread receives — and every [`tail::POLL_INTERVAL`].
+    /// Once per handle (later calls do nothing); it stops when the server
+    /// shuts down or the last clone of this handle is dropped.
+    pub fn start_tailing(&self) {
+        if self.tailing.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Location::Postgres(url) = &*self.location {
+            tail::spawn_listener(url.clone(), &self.tailing.wakeups);
+        }
+        let (hub, writer, location, published) = (
+            self.hub.clone(),
+            Arc::clone(&self.writer),
+            Arc::clone(&self.location),
+            Arc::clone(&self.published),
+        );
+        let wakeups = Arc::clone(&self.tailing.wakeups);
+        let mut alive = self.tailing.alive.subscribe();
+        let mut closing = self.hub.closing();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = wakeups.changes.notified() => {}
+                    _ = tokio::time::sleep(tail::POLL_INTERVAL) => {}
+                    _ = alive.changed() => return,
+                    _ = closing.changed() => return,
+                }
+                let (hub, writer, location, published) = (
+                    hub.clone(),
+                    Arc::clone(&writer),
+                    Arc::clone(&location),
+                    Arc::clone(&published),
+                );
+                let caught_up = tokio::task::spawn_blocking(move || {
+                    let mut conn = lock_writer(&writer);
+                    let result = tail::catch_up(&mut conn, &hub, &published);
+                    if result.is_err() {
+                        reopen_if_unusable(&mut conn, &location);
+                    }
+                    result
+                })
+                .await;
+                match caught_up {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::debug!(changes = n, "published changes of other writers"),
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "cannot read the change log; retrying")
+                    }
+                    Err(err) => tracing::error!(error = %err, "the tailer's read panicked"),
+                }
+            }
+        });
+    }
+
+    /// Wake-ups for cancels requested by other instances (PostgreSQL only;
+    /// the runner polls as well).
+    pub fn cancel_wakeups(&self) -> &Notify {
+        &self.tailing.wakeups.cancels
+    }
+}
+
+/// The tailer's state, shared by a handle's clones.
+#[derive(Debug, Default)]
+struct Tailing {
+    started: AtomicBool,
+    wakeups: Arc<Wakeups>,
+    /// Dropped with the last clone of the handle, which stops the tailer.
+    alive: watch::Sender<()>,
+}
+
+fn lock_writer(writer: &Mutex<DbConn>) -> std::sync::MutexGuard<'_, DbConn> {
+    writer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Replaces a connection left inside a transaction (a failure diesel could
+/// not roll back) or broken (a PostgreSQL restart), or every later write
+/// on it would fail.
+fn reopen_if_unusable(conn: &mut DbConn, location: &Location) {
+    if is_outside_transaction(conn) {
+        return;
+    }
+    match location.connect() {
+        Ok(fresh) => *conn = fresh,
+        Err(err) => tracing::error!(error = %err, "cannot reopen the writer connection"),
     }
 }
 

@@ -10,6 +10,8 @@ pub mod components;
 pub mod db;
 pub mod error;
 pub mod hook;
+#[cfg(feature = "ssr")]
+pub mod instance;
 pub mod live;
 pub mod notify;
 #[cfg(feature = "hydrate")]

@@ -10,6 +10,8 @@ pub mod client;
 pub mod follow;
 #[cfg(feature = "ssr")]
 pub mod hub;
+#[cfg(feature = "ssr")]
+pub mod tail;
 
 use crate::{
     session::Session,

@@ -37,7 +37,7 @@ impl Outcome {
         match event {
             E::Succeed | E::End => Self::Succeeded,
             E::Cancel => Self::Cancelled,
-            E::Interrupt => Self::Interrupted,
+            E::Interrupt | E::Orphan(_) => Self::Interrupted,
             E::Fail(_) | E::Send | E::Sync => Self::Failed,
         }
     }

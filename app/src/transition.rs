@@ -18,6 +18,15 @@ pub const MAX_ERROR_CHARS: usize = 1000;
 pub const INTERRUPTED_MESSAGE: &str =
     "Interrupted: the server stopped while this run was in progress";
 
+/// The error message of a run whose instance stopped, seen from another
+/// instance (its host when known).
+pub fn orphaned_message(host: Option<&str>) -> String {
+    match host {
+        Some(host) => format!("Interrupted: the instance on {host} stopped"),
+        None => INTERRUPTED_MESSAGE.to_owned(),
+    }
+}
+
 /// Something that happened to a session and may change its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransitionEvent {
@@ -31,6 +40,9 @@ pub enum TransitionEvent {
     Cancel,
     /// The server stopped (or crashed) during the run.
     Interrupt,
+    /// The instance running the run stopped (or went silent), seen from
+    /// another one; its host when known.
+    Orphan(Option<String>),
     /// A transcript sync cleared a stale error.
     Sync,
     /// The agent ended the session (a terminal session's `SessionEnd`).
@@ -45,7 +57,7 @@ impl TransitionEvent {
             Self::Succeed => Reason::Succeeded,
             Self::Fail(_) => Reason::Failed,
             Self::Cancel => Reason::Cancelled,
-            Self::Interrupt => Reason::Interrupted,
+            Self::Interrupt | Self::Orphan(_) => Reason::Interrupted,
             Self::Sync => Reason::Synced,
             Self::End => Reason::Ended,
         }
@@ -127,6 +139,7 @@ pub fn next_state(
         (Working, E::Succeed | E::Cancel | E::End) => Some((Idle, None)),
         (Working, E::Fail(message)) => Some((Error, Some(truncate_error(message)))),
         (Working, E::Interrupt) => Some((Error, Some(INTERRUPTED_MESSAGE.to_owned()))),
+        (Working, E::Orphan(host)) => Some((Error, Some(orphaned_message(host.as_deref())))),
         (Error, E::Sync) => Some((Idle, None)),
         _ => None,
     }
@@ -160,7 +173,8 @@ mod tests {
     #[test]
     fn transition_table() {
         let fail = TransitionEvent::Fail("exited with status 3".into());
-        let table: [(SessionState, TransitionEvent, Option<SessionState>); 21] = [
+        let orphan = TransitionEvent::Orphan(Some("build-box".into()));
+        let table: [(SessionState, TransitionEvent, Option<SessionState>); 24] = [
             (Idle, TransitionEvent::Send, Some(Working)),
             (Working, TransitionEvent::Send, None),
             (Error, TransitionEvent::Send, Some(Working)),
@@ -176,6 +190,9 @@ mod tests {
             (Idle, TransitionEvent::Interrupt, None),
             (Working, TransitionEvent::Interrupt, Some(Error)),
             (Error, TransitionEvent::Interrupt, None),
+            (Idle, orphan.clone(), None),
+            (Working, orphan.clone(), Some(Error)),
+            (Error, orphan.clone(), None),
             (Idle, TransitionEvent::Sync, None),
             (Working, TransitionEvent::Sync, None),
             (Error, TransitionEvent::Sync, Some(Idle)),
@@ -206,6 +223,11 @@ mod tests {
                 .unwrap(),
             INTERRUPTED_MESSAGE
         );
+        assert_eq!(
+            next_state(Working, &orphan).unwrap().1.unwrap(),
+            "Interrupted: the instance on build-box stopped"
+        );
+        assert_eq!(orphan.reason(), Reason::Interrupted);
     }
 
     #[test]

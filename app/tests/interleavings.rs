@@ -71,7 +71,7 @@ async fn apply(db: &Db, sessions: &[Session], runs: &RunLog, op: Op, step: usize
             let id = sessions[slot].id.clone();
             let run_id = format!("run-{slot}-{step}-{}", uuid_like(step));
             db.write(move |conn| {
-                let started = store::start(conn, &id, &run_id, "work", None)?;
+                let started = store::start(conn, &id, &run_id, "work", None, None)?;
                 let change = LiveEvent::change(started.transition.clone());
                 Ok((started, vec![change]))
             })
@@ -106,7 +106,9 @@ async fn apply(db: &Db, sessions: &[Session], runs: &RunLog, op: Op, step: usize
         }
         Op::Interrupt => {
             db.write(|conn| {
-                let changes = store::interrupt_orphans(conn)?;
+                // Runs recorded with no owner: every one is an orphan.
+                let me = app::instance::Instance::new();
+                let changes = store::interrupt_orphans(conn, &me, Duration::from_secs(30))?;
                 Ok(((), changes.into_iter().map(LiveEvent::change).collect()))
             })
             .await

@@ -195,9 +195,9 @@ async fn the_end_of_a_run_is_fenced_by_its_run_id() {
     let (old, newer) = fx
         .db
         .run(move |conn| {
-            let old = store::start(conn, &id, "run-old", "first", None)?;
+            let old = store::start(conn, &id, "run-old", "first", None, None)?;
             store::cancel_orphan(conn, &id)?;
-            let newer = store::start(conn, &id, "run-new", "second", None)?;
+            let newer = store::start(conn, &id, "run-new", "second", None, None)?;
             let late = store::finish(conn, &old, &TransitionEvent::Succeed, &Ending::default())?;
             assert!(late.is_none(), "the old run's end must not apply");
             let late_failure = store::end_run_as_failed(conn, &id, "run-old", "late")?;
@@ -257,7 +257,7 @@ async fn the_watchdog_ends_runs_with_no_live_process() {
     let live = fx.session(AgentKind::Shell).await;
     let id = lost.id.clone();
     fx.db
-        .run(move |conn| store::start(conn, &id, "run-lost", "sleep 30", None).map(|_| ()))
+        .run(move |conn| store::start(conn, &id, "run-lost", "sleep 30", None, None).map(|_| ()))
         .await
         .unwrap();
     fx.runner.send(&live.id, "sleep 30").await.unwrap();
@@ -279,7 +279,7 @@ async fn the_watchdog_ends_runs_with_no_live_process() {
     // Spawned, it does the same on its own within seconds.
     let id = lost.id.clone();
     fx.db
-        .run(move |conn| store::start(conn, &id, "run-lost-2", "sleep 30", None).map(|_| ()))
+        .run(move |conn| store::start(conn, &id, "run-lost-2", "sleep 30", None, None).map(|_| ()))
         .await
         .unwrap();
     tokio::spawn(Arc::clone(&fx.runner).watchdog(Duration::from_millis(200)));

@@ -276,7 +276,7 @@ async fn recovery_marks_sessions_left_working_as_interrupted() {
     // A run recorded as started by a server that then died: no process here.
     let id = orphan.id.clone();
     fx.db
-        .run(move |conn| store::start(conn, &id, "run-1", "sleep 30", None).map(|_| ()))
+        .run(move |conn| store::start(conn, &id, "run-1", "sleep 30", None, None).map(|_| ()))
         .await
         .unwrap();
 

@@ -17,6 +17,10 @@ use crate::{
     },
     db::Db,
     error::AppError,
+    instance::{
+        store::{self as instance_store, Owner as InstanceOwner},
+        Instance, Timings,
+    },
     live::LiveEvent,
     session::{store::get as get_session, Session},
     transition::{writer::Applied, Transition, TransitionEvent},
@@ -53,6 +57,8 @@ pub struct RunnerConfig {
     pub stop_grace: Duration,
     /// Runs in progress at once across all sessions; a send beyond it gets 429.
     pub max_runs: usize,
+    /// The lease and intervals of this instance's ownership of its runs.
+    pub timings: Timings,
 }
 
 impl Default for RunnerConfig {
@@ -63,6 +69,7 @@ impl Default for RunnerConfig {
             run_timeout: Duration::from_secs(30 * 60),
             stop_grace: Duration::from_secs(3),
             max_runs: DEFAULT_MAX_RUNS,
+            timings: Timings::default(),
         }
     }
 }
@@ -72,6 +79,9 @@ impl Default for RunnerConfig {
 enum Stop {
     Cancel,
     Shutdown,
+    /// The database was out of reach for most of a lease: another instance
+    /// may take the run for orphaned, so it must not go on here.
+    LostDatabase,
 }
 
 /// A run in progress in this process.
@@ -84,7 +94,7 @@ struct ActiveRun {
 /// The transition a stop from outside records.
 fn stop_event(stop: Option<Stop>) -> TransitionEvent {
     match stop {
-        Some(Stop::Shutdown) => TransitionEvent::Interrupt,
+        Some(Stop::Shutdown | Stop::LostDatabase) => TransitionEvent::Interrupt,
         Some(Stop::Cancel) | None => TransitionEvent::Cancel,
     }
 }
@@ -110,6 +120,8 @@ pub const WATCHDOG_INTERVAL: Duration = Duration::from_secs(2);
 pub struct Runner {
     db: Db,
     config: RunnerConfig,
+    /// This process, as the owner of its runs.
+    instance: Instance,
     broker: Arc<Broker>,
     active: Mutex<HashMap<String, ActiveRun>>,
 }
@@ -119,9 +131,15 @@ impl Runner {
         Arc::new(Self {
             db,
             config,
+            instance: Instance::new(),
             broker: Broker::new(),
             active: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This instance: the owner of the runs it starts.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
     }
 
     /// Where answers to approval requests go to reach their run or hook.
@@ -204,6 +222,7 @@ impl Runner {
             active.insert(session_id.to_owned(), run);
         }
         let (id, text, run) = (session_id.to_owned(), message.to_owned(), run_id.clone());
+        let owner = self.instance.id.clone();
         let started = self
             .db
             .write(move |conn| {
@@ -211,7 +230,14 @@ impl Runner {
                 // A new Claude conversation gets its id from us, up front.
                 let new_conversation =
                     (agent == AgentKind::Claude).then(|| uuid::Uuid::new_v4().to_string());
-                let started = store::start(conn, &id, &run, &text, new_conversation.as_deref())?;
+                let started = store::start(
+                    conn,
+                    &id,
+                    &run,
+                    &text,
+                    new_conversation.as_deref(),
+                    Some(&owner),
+                )?;
                 let change = LiveEvent::change(started.transition.clone());
                 Ok((started, vec![change]))
             })
@@ -242,6 +268,10 @@ impl Runner {
                 let _ = done.wait_for(|finished| *finished).await;
             }
             None => {
+                if let Some(host) = self.cancel_elsewhere(session_id).await? {
+                    tracing::info!(%session_id, %host, "run cancelled by the instance that runs it");
+                    return get_session(&self.db, session_id).await;
+                }
                 let id = session_id.to_owned();
                 let applied = self
                     .db
@@ -272,21 +302,176 @@ impl Runner {
         get_session(&self.db, session_id).await
     }
 
-    /// Records sessions left `working` by a previous server as interrupted.
+    /// When the session's run belongs to another live instance: asks that
+    /// instance to cancel it, waits until its end is recorded, and returns
+    /// the owner's host. `None` when the run is not another live instance's.
+    async fn cancel_elsewhere(&self, session_id: &str) -> Result<Option<String>, AppError> {
+        let (me, lease, id) = (
+            self.instance.clone(),
+            self.config.timings.lease,
+            session_id.to_owned(),
+        );
+        let target = self
+            .db
+            .run(move |conn| {
+                let Some(run_id) = store::current_run(conn, &id)? else {
+                    return Ok::<_, AppError>(None);
+                };
+                let owner = instance_store::owner_of(conn, &me, lease, &run_id)?;
+                let InstanceOwner::Elsewhere { host } = owner else {
+                    return Ok(None);
+                };
+                Ok(instance_store::request_cancel(conn, &run_id)?.then_some((run_id, host)))
+            })
+            .await?;
+        let Some((run_id, host)) = target else {
+            return Ok(None);
+        };
+        // The owner stops the process group (SIGTERM, then SIGKILL after the
+        // grace) and records the end; wait for that, as a local cancel does.
+        let deadline = Instant::now() + self.config.stop_grace + Duration::from_secs(5);
+        loop {
+            let (id, run) = (session_id.to_owned(), run_id.clone());
+            let still_running = self
+                .db
+                .run(move |conn| {
+                    Ok::<_, AppError>(
+                        store::current_run(conn, &id)?.as_deref() == Some(run.as_str()),
+                    )
+                })
+                .await?;
+            if !still_running {
+                return Ok(Some(host));
+            }
+            if Instant::now() >= deadline {
+                return Err(AppError::Internal(format!(
+                    "the cancel was sent to the instance on {host}, which runs this session's agent, \
+                     but it has not confirmed it yet; the run ends there when it does"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Registers this instance, then interrupts the runs whose owner is
+    /// gone (a server that stopped or crashed; never a live instance's).
     /// Call once at startup, before serving.
     pub async fn recover(&self) -> Result<usize, AppError> {
+        let me = self.instance.clone();
+        self.db
+            .run(move |conn| instance_store::register(conn, &me))
+            .await?;
+        self.interrupt_orphans().await
+    }
+
+    /// Interrupts the open runs whose owner is gone; how many sessions
+    /// that took out of `working`.
+    pub async fn interrupt_orphans(&self) -> Result<usize, AppError> {
+        let (me, lease) = (self.instance.clone(), self.config.timings.lease);
         let transitions = self
             .db
-            .write(|conn| {
-                let transitions = store::interrupt_orphans(conn)?;
+            .write(move |conn| {
+                let transitions = store::interrupt_orphans(conn, &me, lease)?;
                 let changes = transitions.iter().cloned().map(LiveEvent::change).collect();
                 Ok((transitions, changes))
             })
             .await?;
         for t in &transitions {
-            tracing::warn!(session_id = %t.session_id, "run interrupted by a server stop");
+            tracing::warn!(session_id = %t.session_id, error = ?t.error_message, "run interrupted: its instance stopped");
         }
         Ok(transitions.len())
+    }
+
+    /// Keeps this instance's ownership until the server stops: a heartbeat,
+    /// cancels requested on other instances (woken by their notification,
+    /// polled as well), and a reaper for other instances' orphaned runs.
+    /// When the database stays out of reach for two thirds of the lease,
+    /// this instance stops its own agents before another one may take their
+    /// runs for orphaned. Spawn it once, after [`Runner::recover`].
+    pub async fn keep_alive(self: Arc<Self>) {
+        let timings = self.config.timings;
+        let mut closing = self.db.hub().closing();
+        let mut beat = tokio::time::interval(timings.heartbeat);
+        let mut reap = tokio::time::interval(timings.reap);
+        let mut poll = tokio::time::interval(timings.cancel_poll);
+        for ticks in [&mut beat, &mut reap, &mut poll] {
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        let mut last_beat = Instant::now();
+        let mut stopped_for_outage = false;
+        loop {
+            tokio::select! {
+                _ = closing.changed() => return,
+                _ = beat.tick() => {
+                    match self.heartbeat().await {
+                        Ok(()) => {
+                            last_beat = Instant::now();
+                            stopped_for_outage = false;
+                        }
+                        Err(err) if last_beat.elapsed() >= timings.lease * 2 / 3 => {
+                            if !stopped_for_outage {
+                                tracing::error!(error = %err, "the database has been out of reach for most of the lease; stopping this instance's agents");
+                                self.stop_all(Stop::LostDatabase);
+                                stopped_for_outage = true;
+                            }
+                        }
+                        Err(err) => tracing::warn!(error = %err, "heartbeat failed"),
+                    }
+                }
+                _ = reap.tick() => {
+                    if let Err(err) = self.interrupt_orphans().await {
+                        tracing::warn!(error = %err, "could not look for orphaned runs");
+                    }
+                }
+                _ = poll.tick() => self.cancel_requested().await,
+                _ = self.db.cancel_wakeups().notified() => self.cancel_requested().await,
+            }
+        }
+    }
+
+    /// One heartbeat; registers again if this instance's row is gone.
+    async fn heartbeat(&self) -> Result<(), AppError> {
+        let me = self.instance.clone();
+        self.db
+            .run(move |conn| {
+                if !instance_store::heartbeat(conn, &me)? {
+                    tracing::warn!(instance = %me.id, "this instance was not registered (or marked stopped); registering again");
+                    instance_store::register(conn, &me)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Stops the runs another instance asked to cancel.
+    async fn cancel_requested(&self) {
+        let me = self.instance.clone();
+        let requested = match self
+            .db
+            .run(move |conn| instance_store::cancel_requests(conn, &me))
+            .await
+        {
+            Ok(requested) => requested,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read cancel requests");
+                return;
+            }
+        };
+        let active = self.active_runs();
+        for run in active
+            .values()
+            .filter(|run| requested.contains(&run.run_id))
+        {
+            tracing::info!(run_id = %run.run_id, "cancel requested by another instance");
+            let _ = run.stop.send(Some(Stop::Cancel));
+        }
+    }
+
+    /// Asks every run to stop, without waiting.
+    fn stop_all(&self, why: Stop) {
+        for run in self.active_runs().values() {
+            let _ = run.stop.send(Some(why));
+        }
     }
 
     /// Stops every run (their process groups included) and records them as
@@ -302,6 +487,14 @@ impl Runner {
         }
         for (_, mut done) in runs {
             let _ = done.wait_for(|finished| *finished).await;
+        }
+        let me = self.instance.clone();
+        if let Err(err) = self
+            .db
+            .run(move |conn| instance_store::mark_stopped(conn, &me))
+            .await
+        {
+            tracing::warn!(error = %err, "could not record this instance's stop");
         }
     }
 
@@ -391,7 +584,11 @@ impl Runner {
     /// server is running (their end could not be recorded, or a bug lost
     /// them): nothing stays `working` for good. Returns how many it ended.
     pub async fn end_lost_runs(&self) -> Result<usize, AppError> {
-        let working = self.db.run(store::working_runs).await?;
+        let me = self.instance.id.clone();
+        let working = self
+            .db
+            .run(move |conn| store::working_runs(conn, &me))
+            .await?;
         let lost: Vec<(String, String)> = {
             let active = self.active_runs();
             working
@@ -587,6 +784,7 @@ impl Runner {
                                     let why = match stopped {
                                         Some(Stop::Cancel) => "The run was cancelled before an answer",
                                         Some(Stop::Shutdown) => "The server stopped before an answer",
+                                        Some(Stop::LostDatabase) => "The server lost its database before an answer",
                                         None => "The agent withdrew the request",
                                     };
                                     let closed = approvals::close_published(&self.db, &id, why, false).await;

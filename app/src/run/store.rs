@@ -6,6 +6,7 @@ use super::{
     MESSAGES_PER_PAGE, TRANSITIONS_PER_PAGE,
 };
 use crate::db::DbConn;
+use crate::instance::{store as instance_store, Instance};
 use crate::{
     agent::AgentKind,
     db::{
@@ -18,11 +19,13 @@ use crate::{
     session::{store::find as find_session, Session},
     session_state::SessionState,
     transition::{
+        orphaned_message,
         writer::{self, Applied, RunFence},
-        Transition, TransitionEvent, INTERRUPTED_MESSAGE,
+        Transition, TransitionEvent,
     },
 };
 use diesel::prelude::*;
+use std::time::Duration;
 
 /// A session's page data: the newest page of its history.
 pub async fn detail(db: &Db, session_id: &str) -> Result<SessionDetail, AppError> {
@@ -40,6 +43,9 @@ pub struct Started {
     pub project: Project,
     pub message: String,
     pub transition: Transition,
+    /// The instance whose process runs it (`None` only in tests that
+    /// record runs by hand): only it may record the run's end.
+    pub owner: Option<String>,
 }
 
 /// Starts run `run_id`: `idle|error → working` (it becomes the session's
@@ -47,13 +53,15 @@ pub struct Started {
 /// transaction. A session already working is refused with 409.
 /// `new_agent_session_id` is the conversation id a new Claude conversation
 /// will get; it is recorded on the run row, so a sync while the run goes
-/// on knows that transcript is this session's.
+/// on knows that transcript is this session's. `owner` is the instance
+/// that runs its process.
 pub fn start(
     conn: &mut DbConn,
     session_id: &str,
     run_id: &str,
     message: &str,
     new_agent_session_id: Option<&str>,
+    owner: Option<&str>,
 ) -> Result<Started, AppError> {
     crate::db::write_tx(conn, |conn| {
         let send = writer::apply_fenced(
@@ -78,6 +86,7 @@ pub fn start(
                 runs::session_id.eq(session_id),
                 runs::started_at.eq(now),
                 runs::agent_session_id.eq(new_agent_session_id),
+                runs::owner_instance.eq(owner),
             ))
             .execute(conn)?;
         add_message(conn, session_id, Some(run_id), Role::User, message, now)?;
@@ -90,6 +99,7 @@ pub fn start(
             project,
             message: message.to_owned(),
             transition,
+            owner: owner.map(str::to_owned),
         })
     })
 }
@@ -146,7 +156,9 @@ pub struct Ending {
 /// Ends a run: the session's transition, the run row, the agent's answer,
 /// and the agent's conversation id — in one transaction. Returns the
 /// transition, or `None` when this run is no longer the session's current
-/// one (it was cancelled or interrupted meanwhile, or a newer run started).
+/// one (it was cancelled or interrupted meanwhile, or a newer run started),
+/// or when the run is no longer open and owned by `started.owner` (another
+/// instance took it for orphaned while this one could not reach the database).
 pub fn finish(
     conn: &mut DbConn,
     started: &Started,
@@ -155,6 +167,10 @@ pub fn finish(
 ) -> Result<Option<Transition>, AppError> {
     let session_id = started.session.id.as_str();
     crate::db::write_tx(conn, |conn| {
+        // Every writer holds the write lock, so this check stays true until commit.
+        if !is_open_and_owned(conn, &started.run_id, started.owner.as_deref())? {
+            return Ok(None);
+        }
         let applied =
             writer::apply_fenced(conn, session_id, event, RunFence::End(&started.run_id))?;
         let transition = match applied {
@@ -269,44 +285,99 @@ pub fn end_run_as_failed(
     })
 }
 
-/// Working sessions and the run each is in (agentdeck's own runs only).
-pub fn working_runs(conn: &mut DbConn) -> Result<Vec<(String, String)>, AppError> {
+/// The run the session is in, while it is working on one of agentdeck's own.
+pub fn current_run(conn: &mut DbConn, session_id: &str) -> Result<Option<String>, AppError> {
+    Ok(sessions::table
+        .find(session_id)
+        .select(sessions::current_run_id)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// Whether run `run_id` is open and owned by `owner` (`None`: recorded
+/// with no owner, by a test).
+fn is_open_and_owned(
+    conn: &mut DbConn,
+    run_id: &str,
+    owner: Option<&str>,
+) -> Result<bool, AppError> {
+    let recorded: Option<Option<String>> = runs::table
+        .find(run_id)
+        .filter(runs::ended_at.is_null())
+        .select(runs::owner_instance)
+        .first(conn)
+        .optional()?;
+    Ok(recorded.is_some_and(|recorded| recorded.as_deref() == owner))
+}
+
+/// Working sessions and the run each is in, for runs `owner` started (or
+/// that record no owner: a test's, or one from before instances).
+/// Agentdeck's own runs only: a terminal session has no run.
+pub fn working_runs(conn: &mut DbConn, owner: &str) -> Result<Vec<(String, String)>, AppError> {
     let rows: Vec<(String, Option<String>)> = sessions::table
         .filter(sessions::state.eq(SessionState::Working))
         .filter(sessions::current_run_id.is_not_null())
         .select((sessions::id, sessions::current_run_id))
         .load(conn)?;
+    let others: std::collections::HashSet<String> = runs::table
+        .filter(runs::id.eq_any(rows.iter().filter_map(|(_, run)| run.clone())))
+        .filter(runs::owner_instance.ne(owner))
+        .select(runs::id)
+        .load(conn)?
+        .into_iter()
+        .collect();
     Ok(rows
         .into_iter()
         .filter_map(|(session, run)| Some((session, run?)))
+        .filter(|(_, run)| !others.contains(run))
         .collect())
 }
 
-/// Marks every session left `working` by a stopped server as interrupted,
-/// and closes its open runs. Returns the transitions made.
-pub fn interrupt_orphans(conn: &mut DbConn) -> Result<Vec<Transition>, AppError> {
+/// Interrupts the open runs whose owner is gone (seen from `me`), and their
+/// sessions if still on them: "Interrupted: the instance on HOST stopped".
+/// With no other live instance, requests nothing answers any more (of a
+/// terminal's hook held by a stopped server) are closed too. Returns the
+/// transitions made.
+pub fn interrupt_orphans(
+    conn: &mut DbConn,
+    me: &Instance,
+    lease: Duration,
+) -> Result<Vec<Transition>, AppError> {
     crate::db::write_tx(conn, |conn| {
-        // Only agentdeck's own runs: a terminal session's agent does not
-        // stop with this server, and its hooks go on reporting.
-        let working: Vec<String> = sessions::table
-            .filter(sessions::state.eq(SessionState::Working))
-            .filter(sessions::current_run_id.is_not_null())
-            .select(sessions::id)
-            .load(conn)?;
+        let orphans = instance_store::orphaned_runs(conn, me, lease)?;
         let mut transitions = Vec::new();
-        for id in working {
-            if let Applied::Changed(t) = writer::apply(conn, &id, &TransitionEvent::Interrupt)? {
+        for orphan in &orphans {
+            let event = TransitionEvent::Orphan(orphan.host.clone());
+            let applied = writer::apply_fenced(
+                conn,
+                &orphan.session_id,
+                &event,
+                RunFence::End(&orphan.run_id),
+            )?;
+            if let Applied::Changed(t) = applied {
                 transitions.push(t);
             }
-        }
-        diesel::update(runs::table.filter(runs::ended_at.is_null()))
+            diesel::update(
+                runs::table
+                    .find(&orphan.run_id)
+                    .filter(runs::ended_at.is_null()),
+            )
             .set((
                 runs::ended_at.eq(now_millis()),
                 runs::outcome.eq(Outcome::Interrupted),
-                runs::error_message.eq(INTERRUPTED_MESSAGE),
+                runs::error_message.eq(orphaned_message(orphan.host.as_deref())),
             ))
             .execute(conn)?;
-        crate::approval::store::close_orphans(conn)?;
+            crate::approval::store::close_for_run(
+                conn,
+                &orphan.run_id,
+                crate::approval::store::RUN_ENDED_MESSAGE,
+            )?;
+        }
+        if instance_store::others_alive(conn, me, lease)? == 0 {
+            crate::approval::store::close_orphans(conn)?;
+        }
         Ok(transitions)
     })
 }
