@@ -372,7 +372,7 @@ pub fn interrupt_orphans(
             crate::approval::store::close_for_run(
                 conn,
                 &orphan.run_id,
-                crate::approval::store::RUN_ENDED_MESSAGE,
+                crate::approval::store::RESTART_MESSAGE,
             )?;
         }
         if instance_store::others_alive(conn, me, lease)? == 0 {
