@@ -327,6 +327,11 @@ pub struct Db {
     published: Arc<AtomicI32>,
     /// The tailer that publishes other writers' changes ([`Db::start_tailing`]).
     tailing: Arc<Tailing>,
+    /// Where live output lines go to reach other instances (PostgreSQL,
+    /// once tailing): best effort, dropped when the queue is full.
+    forward: Arc<std::sync::OnceLock<std::sync::mpsc::SyncSender<tail::ForwardedOutput>>>,
+    /// Tells this handle's forwarded lines apart from other instances'.
+    origin: Arc<str>,
     /// One per pooled connection: work waits for a permit here, on the
     /// async side, rather than as a blocked thread waiting for a connection
     /// (a burst of page loads would otherwise start a thread each).
@@ -373,6 +378,8 @@ impl Db {
             location: Arc::new(location),
             published: Arc::default(),
             tailing: Arc::default(),
+            forward: Arc::default(),
+            origin: uuid::Uuid::new_v4().to_string().into(),
             permits: Arc::new(Semaphore::new(POOL_SIZE as usize)),
         };
         db.migrate()?;
@@ -512,7 +519,11 @@ impl Db {
             return;
         }
         if let Location::Postgres(url) = &*self.location {
-            tail::spawn_listener(url.clone(), &self.tailing.wakeups);
+            let origin = self.origin.to_string();
+            tail::spawn_listener(url.clone(), &self.tailing.wakeups, self.hub.clone(), origin);
+            if let Some(forward) = tail::spawn_forwarder(url.clone()) {
+                let _ = self.forward.set(forward);
+            }
         }
         let (hub, writer, location, published) = (
             self.hub.clone(),
@@ -556,6 +567,30 @@ impl Db {
                 }
             }
         });
+    }
+
+    /// Publishes the next line of a run's output to this instance's pages
+    /// and, best effort, to the other instances'.
+    pub fn publish_output(&self, session_id: &str, run_id: &str, line: &str) {
+        self.hub.publish_output(session_id, run_id, line);
+        self.forward_output(session_id, run_id, Some(line));
+    }
+
+    /// Ends a run's output here and on the other instances.
+    pub fn end_output(&self, session_id: &str, run_id: &str) {
+        self.hub.end_output(session_id, run_id);
+        self.forward_output(session_id, run_id, None);
+    }
+
+    fn forward_output(&self, session_id: &str, run_id: &str, line: Option<&str>) {
+        if let Some(forward) = self.forward.get() {
+            let _ = forward.try_send(tail::ForwardedOutput {
+                origin: self.origin.to_string(),
+                session_id: session_id.to_owned(),
+                run_id: run_id.to_owned(),
+                line: line.map(str::to_owned),
+            });
+        }
     }
 
     /// Wake-ups for cancels requested by other instances (PostgreSQL only;

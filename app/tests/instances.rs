@@ -213,6 +213,7 @@ async fn a_change_committed_on_one_instance_reaches_the_others_pages_fast() {
     session::store::rename(&pair.a, &created.id, "renamed")
         .await
         .unwrap();
+    let committed = renamed_at.elapsed();
     let event = timeout(Duration::from_secs(5), on_b.next())
         .await
         .unwrap()
@@ -222,7 +223,8 @@ async fn a_change_committed_on_one_instance_reaches_the_others_pages_fast() {
     );
     let latency = renamed_at.elapsed();
     eprintln!(
-        "cross-instance change: {latency:?} (first after {:?})",
+        "cross-instance change: {latency:?} after the write began, {:?} after it returned (first after {:?})",
+        latency.saturating_sub(committed),
         started.elapsed()
     );
     if pair.a.is_postgres() {
@@ -420,4 +422,55 @@ async fn a_silent_instances_run_is_interrupted_after_its_lease() {
         SessionState::Error
     );
     drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_runs_output_lines_reach_another_instances_session_page() {
+    let pair = Pair::new().await;
+    if !pair.a.is_postgres() {
+        eprintln!(
+            "a_runs_output_lines_reach_another_instances_session_page: PostgreSQL only, skipped"
+        );
+        return;
+    }
+    let a = pair.runner(&pair.a, Duration::from_secs(30)).await;
+    let session = pair.shell_session(&pair.a, "talky").await;
+    let since = high_water(&pair.b).await;
+    let mut on_b = follow(
+        pair.b.clone(),
+        Scope::Session(session.id.clone()),
+        Some(since),
+    );
+    // The listener must be up before the lines are sent (they are best effort).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&pair.a, false).await < 2 {
+        assert!(Instant::now() < deadline, "the listeners never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.send(&session.id, "echo one; echo two; sleep 0.5; echo three")
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut ended = false;
+    while !ended || lines.len() < 3 {
+        let event = timeout(Duration::from_secs(10), on_b.next())
+            .await
+            .unwrap_or_else(|_| panic!("B's page got only {lines:?} (ended: {ended})"))
+            .unwrap();
+        match &**event {
+            LiveEvent::Output { line, n, .. } => lines.push((*n, line.clone())),
+            LiveEvent::Change { change, .. } => {
+                ended = change.reason == app::transition::Reason::Succeeded;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        lines,
+        [
+            (1, "one".to_owned()),
+            (2, "two".to_owned()),
+            (3, "three".to_owned())
+        ]
+    );
 }

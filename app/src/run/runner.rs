@@ -610,7 +610,7 @@ impl Runner {
                 })
                 .await?;
             if change {
-                self.db.hub().end_output(&session_id, &run_id);
+                self.db.end_output(&session_id, &run_id);
                 tracing::warn!(%session_id, %run_id, "working session had no live run; recorded as an error");
                 ended += 1;
             }
@@ -670,9 +670,7 @@ impl Runner {
         ending.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.record_end(&started, event, ending).await;
         // After the end is recorded: a page opened before still shows the output.
-        self.db
-            .hub()
-            .end_output(&started.session.id, &started.run_id);
+        self.db.end_output(&started.session.id, &started.run_id);
         self.forget(&started.session.id, &started.run_id);
         let _ = done.send(true);
     }
@@ -736,11 +734,7 @@ impl Runner {
             writer.send(adapter::claude_user_line(&started.message));
         }
         let (mut out, mut err) = (LineReader::new(stdout), LineReader::new(stderr));
-        let (hub, session_id, run_id) = (
-            self.db.hub(),
-            started.session.id.as_str(),
-            started.run_id.as_str(),
-        );
+        let (session_id, run_id) = (started.session.id.as_str(), started.run_id.as_str());
         let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<Approval>();
         // Requests waiting for the person: the agent's request id → ours.
         let mut asked: HashMap<String, String> = HashMap::new();
@@ -759,7 +753,7 @@ impl Runner {
                     Some(line) => {
                         let step = output.stdout_line(&line);
                         for text in output.take_display() {
-                            hub.publish_output(session_id, run_id, &text);
+                            self.db.publish_output(session_id, run_id, &text);
                         }
                         match step {
                             Step::Continue => {}
@@ -805,7 +799,7 @@ impl Runner {
                 },
                 line = err.next_line(), if err_open => match line {
                     Some(line) => {
-                        hub.publish_output(session_id, run_id, &line);
+                        self.db.publish_output(session_id, run_id, &line);
                         output.stderr_line(&line);
                     }
                     None => err_open = false,
