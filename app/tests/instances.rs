@@ -25,7 +25,7 @@ use tokio::time::{timeout, Instant};
 /// Two instances on one database, and a project.
 struct Pair {
     _dir: TempDir,
-    _scratch: Option<ScratchDatabase>,
+    scratch: Option<ScratchDatabase>,
     a: Db,
     b: Db,
     project: Project,
@@ -49,7 +49,7 @@ impl Pair {
             .unwrap();
         Self {
             _dir: dir,
-            _scratch: scratch,
+            scratch,
             a,
             b,
             project,
@@ -473,4 +473,65 @@ async fn a_runs_output_lines_reach_another_instances_session_page() {
             (3, "three".to_owned())
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_degrades_to_errors_stops_the_cut_off_instances_agents_and_recovers() {
+    let pair = Pair::new().await;
+    let Some(scratch) = &pair.scratch else {
+        eprintln!("an_outage…: PostgreSQL only, skipped");
+        return;
+    };
+    let lease = Duration::from_secs(3);
+    let a = pair.runner(&pair.a, lease).await;
+    let session = pair.shell_session(&pair.a, "long").await;
+    a.send(&session.id, "sleep 60").await.unwrap();
+    let pid = pid_of_run(&pair.a, &session.id).await;
+
+    scratch.cut_off(true).unwrap();
+    let cut_at = Instant::now();
+    // Requests fail with an error, promptly; nothing panics or hangs.
+    let refused = timeout(
+        Duration::from_secs(15),
+        session::store::create(&pair.a, pair.project.id, "during", AgentKind::Shell),
+    )
+    .await
+    .expect("a write during the outage must fail, not hang");
+    assert!(refused.is_err(), "{refused:?}");
+    // Cut off for most of its lease, A stops its own agent: no second owner.
+    while process_exists(pid) {
+        assert!(
+            cut_at.elapsed() < lease + Duration::from_secs(3),
+            "the agent of an instance cut off from the database is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "agent stopped {:?} after the database was cut off",
+        cut_at.elapsed()
+    );
+
+    scratch.cut_off(false).unwrap();
+    // Back: writes work again, and the run is not left working.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let created =
+            session::store::create(&pair.a, pair.project.id, "after", AgentKind::Shell).await;
+        if created.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes never recovered: {created:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ended = wait_for_state(
+        &pair.b,
+        &session.id,
+        SessionState::Error,
+        Duration::from_secs(20),
+    )
+    .await;
+    eprintln!("after the outage: {:?}", ended.error_message);
 }

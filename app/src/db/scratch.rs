@@ -39,6 +39,24 @@ impl ScratchDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Simulates an outage when `cut`: new connections to the database are
+    /// refused (superusers' too) and open ones are ended. Ends it when not.
+    pub fn cut_off(&self, cut: bool) -> Result<(), DbError> {
+        let mut admin = PgConnection::establish(&self.admin_url)?;
+        admin.batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {allow}",
+            name = self.name,
+            allow = !cut
+        ))?;
+        if cut {
+            admin.batch_execute(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                self.name
+            ))?;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for ScratchDatabase {

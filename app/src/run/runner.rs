@@ -403,7 +403,12 @@ impl Runner {
             tokio::select! {
                 _ = closing.changed() => return,
                 _ = beat.tick() => {
-                    match self.heartbeat().await {
+                    // Bounded: with the database gone, a connection attempt
+                    // would otherwise wait for the pool's timeout.
+                    let beaten = tokio::time::timeout(timings.heartbeat.max(Duration::from_secs(1)), self.heartbeat())
+                        .await
+                        .unwrap_or_else(|_| Err(AppError::Internal("the heartbeat timed out".into())));
+                    match beaten {
                         Ok(()) => {
                             last_beat = Instant::now();
                             stopped_for_outage = false;
