@@ -535,3 +535,23 @@ async fn an_outage_degrades_to_errors_stops_the_cut_off_instances_agents_and_rec
     .await;
     eprintln!("after the outage: {:?}", ended.error_message);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_session_on_another_instance_stops_the_owners_agent_first() {
+    let pair = Pair::new().await;
+    let a = pair.runner(&pair.a, Duration::from_secs(30)).await;
+    let b = pair.runner(&pair.b, Duration::from_secs(30)).await;
+    let session = pair.shell_session(&pair.a, "doomed").await;
+    a.send(&session.id, "sleep 60").await.unwrap();
+    let pid = pid_of_run(&pair.a, &session.id).await;
+    b.delete(&session.id).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_exists(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted session's agent {pid} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(session::store::get(&pair.a, &session.id).await.is_err());
+}

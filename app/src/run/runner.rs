@@ -640,8 +640,7 @@ impl Runner {
     /// whole process group stopped and the cancel recorded), so deleting
     /// never leaves an agent running unwatched.
     pub async fn delete(&self, session_id: &str) -> Result<String, AppError> {
-        let running = self.active_runs().contains_key(session_id);
-        if running {
+        if self.runs_agentdeck_run(session_id).await? {
             self.cancel(session_id).await?;
         }
         crate::session::store::delete(&self.db, session_id).await
@@ -657,11 +656,25 @@ impl Runner {
         )
         .await?;
         for session in working.sessions {
-            if self.active_runs().contains_key(&session.id) {
+            if self.runs_agentdeck_run(&session.id).await? {
                 self.cancel(&session.id).await?;
             }
         }
         crate::project::store::remove(&self.db, project_id).await
+    }
+
+    /// Whether the session is in one of agentdeck's runs, here or on
+    /// another instance (a terminal session's turn is not one).
+    async fn runs_agentdeck_run(&self, session_id: &str) -> Result<bool, AppError> {
+        if self.active_runs().contains_key(session_id) {
+            return Ok(true);
+        }
+        let id = session_id.to_owned();
+        Ok(self
+            .db
+            .run(move |conn| store::current_run(conn, &id))
+            .await?
+            .is_some())
     }
 
     async fn drive(
