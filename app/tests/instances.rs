@@ -81,9 +81,7 @@ impl Pair {
 }
 
 async fn high_water(db: &Db) -> i32 {
-    db.run(|conn| app::transition::writer::high_water(conn))
-        .await
-        .unwrap()
+    db.run(app::transition::writer::high_water).await.unwrap()
 }
 
 async fn state_of(db: &Db, session_id: &str) -> session::Session {
