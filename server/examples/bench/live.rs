@@ -1,11 +1,14 @@
 //! Live pages: commit → event latency against bare_sse at 1, 100 and 1000
-//! clients, memory per open page, and a reconnect storm after a restart.
+//! clients, memory per open page, a reconnect storm after a restart, and
+//! (on PostgreSQL) the latency from a commit on one instance to pages on
+//! another, against pages on the committing instance.
 
 use crate::{
     http::{now_us, EventStream, Http, Received},
     servers::{Agentdeck, Bare, Binaries, Commits},
     Report,
 };
+use app::db::scratch::ScratchDatabase;
 use serde_json::json;
 use std::{path::Path, time::Duration};
 use tokio::{sync::watch, task::JoinSet};
@@ -521,6 +524,69 @@ async fn reconnect(
         Goal::AtMost(0.5),
     );
     *server = replacement;
+    Ok(())
+}
+
+/// What the cross-instance benchmark is sized to.
+pub struct PgSizes {
+    pub clients: usize,
+    pub pace: Pace,
+}
+
+/// Two agentdeck instances, A and B, on one scratch database of the
+/// PostgreSQL cluster `admin_url` names; a terminal on A flips. First the
+/// pages follow the project on A (the baseline: what one instance's own
+/// commits cost), then on B (A's commit reaches B through the notification
+/// and B's read of the change log). Latency is A's logged commit instant →
+/// the event at the client; every page must get every change, in order.
+pub async fn cross_instance(
+    bins: &Binaries,
+    admin_url: &str,
+    dir: &Path,
+    sizes: &PgSizes,
+    report: &mut Report,
+) -> Result<(), String> {
+    let clients = sizes.clients;
+    eprintln!(
+        "live: {clients} clients on PostgreSQL, pages on the writing instance, then on another"
+    );
+    let database = ScratchDatabase::create(admin_url)
+        .map_err(|e| format!("a scratch PostgreSQL database: {e}"))?;
+    let a = Agentdeck::start_postgres(bins, &dir.join("a"), database.url(), true)?;
+    let b = Agentdeck::start_postgres(bins, &dir.join("b"), database.url(), true)?;
+    let mut http = Http::connect(&a.addr).await?;
+    let mut terminal = Terminal::create(&mut http, dir, "pg").await?;
+    let mut runs = Vec::new();
+    for (pages, on) in [(&a, "local"), (&b, "cross")] {
+        let since = terminal.seq(&mut http).await?;
+        let streams = open_streams(&pages.addr, &terminal.events_path(since), clients).await?;
+        let mut problems = Vec::new();
+        let run =
+            agentdeck_run(&a, &mut terminal, streams, since, sizes.pace, &mut problems).await?;
+        report.problems.extend(
+            problems
+                .into_iter()
+                .map(|p| format!("PostgreSQL, pages {on} (on {}): {p}", pages.addr)),
+        );
+        runs.push(run);
+    }
+    let (local, cross) = (&runs[0], &runs[1]);
+    report.note(format!(
+        "PostgreSQL latency at {clients} clients, {} changes: writes on A, pages on B p50 {:.2} ms p99 {:.2} ms; pages on A p50 {:.2} ms p99 {:.2} ms",
+        sizes.pace.events, cross.p50_ms, cross.p99_ms, local.p50_ms, local.p99_ms
+    ));
+    report.ratio(
+        "pg_cross_instance_latency_p50_ratio",
+        cross.p50_ms,
+        local.p50_ms,
+        Goal::AtMost(10.0),
+    );
+    report.ratio(
+        "pg_cross_instance_latency_p99_ratio",
+        cross.p99_ms,
+        local.p99_ms,
+        Goal::AtMost(10.0),
+    );
     Ok(())
 }
 

@@ -5,6 +5,11 @@
 //!
 //!   bench --agentdeck target/release/agentdeck --bare target/release/examples/bare_sse
 //!   bench --smoke …   # tiny sizes; fails unless every page got every change in order
+//!   bench --pg-url postgres://USER:PASSWORD@HOST:PORT/DB …   # PostgreSQL rows too
+//!
+//! The PostgreSQL rows run on scratch databases of the cluster that URL
+//! (or AGENTDECK_BENCH_PG_URL) names, any database on it; without one they
+//! are skipped, with a note.
 //!
 //! A full run always exits 0 (it is a benchmark, not a test); a smoke run
 //! exits 1 when a correctness check fails.
@@ -158,6 +163,9 @@ struct Plan {
     transitions: usize,
     hook_time: Duration,
     sync_files: usize,
+    /// Transitions through the writer (and as raw SQL) on PostgreSQL.
+    pg_transitions: usize,
+    pg_live: live::PgSizes,
 }
 
 impl Plan {
@@ -176,6 +184,14 @@ impl Plan {
             transitions: 100_000,
             hook_time: Duration::from_secs(3),
             sync_files: 1000,
+            pg_transitions: 10_000,
+            pg_live: live::PgSizes {
+                clients: 100,
+                pace: live::Pace {
+                    events: 300,
+                    interval: Duration::from_millis(20),
+                },
+            },
         }
     }
 
@@ -194,6 +210,14 @@ impl Plan {
             transitions: 300,
             hook_time: Duration::from_millis(300),
             sync_files: 10,
+            pg_transitions: 300,
+            pg_live: live::PgSizes {
+                clients: 4,
+                pace: live::Pace {
+                    events: 20,
+                    interval: Duration::from_millis(5),
+                },
+            },
         }
     }
 }
@@ -201,13 +225,15 @@ impl Plan {
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut smoke, mut agentdeck, mut bare, mut only) = (false, None, None, None);
+    let mut pg_url = std::env::var(PG_URL_ENV).ok().filter(|url| !url.is_empty());
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--smoke" => smoke = true,
             "--agentdeck" => agentdeck = args.next().map(PathBuf::from),
             "--bare" => bare = args.next().map(PathBuf::from),
-            // One step: live, writes, hooks, ssr or sync (for profiling).
+            // One step: live, writes, hooks, ssr, sync or pg (for profiling).
             "--only" => only = args.next(),
+            "--pg-url" => pg_url = args.next(),
             other => {
                 eprintln!("bench: unknown argument {other:?}");
                 return std::process::ExitCode::from(2);
@@ -215,7 +241,9 @@ fn main() -> std::process::ExitCode {
         }
     }
     let (Some(agentdeck), Some(bare)) = (agentdeck, bare) else {
-        eprintln!("usage: bench [--smoke] --agentdeck PATH --bare PATH");
+        eprintln!(
+            "usage: bench [--smoke] [--only STEP] [--pg-url URL] --agentdeck PATH --bare PATH"
+        );
         return std::process::ExitCode::from(2);
     };
     let site_root = PathBuf::from("target/site");
@@ -230,7 +258,7 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("a runtime");
-    let report = runtime.block_on(run(&bins, &plan, only.as_deref()));
+    let report = runtime.block_on(run(&bins, &plan, only.as_deref(), pg_url.as_deref()));
     report.print();
     if smoke && !report.problems.is_empty() {
         return std::process::ExitCode::FAILURE;
@@ -238,7 +266,10 @@ fn main() -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-async fn run(bins: &Binaries, plan: &Plan, only: Option<&str>) -> Report {
+/// The environment variable naming the PostgreSQL cluster, as `--pg-url` does.
+const PG_URL_ENV: &str = "AGENTDECK_BENCH_PG_URL";
+
+async fn run(bins: &Binaries, plan: &Plan, only: Option<&str>, pg_url: Option<&str>) -> Report {
     let mut report = Report::default();
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let dir = |name: &str| scratch.path().join(name);
@@ -269,6 +300,28 @@ async fn run(bins: &Binaries, plan: &Plan, only: Option<&str>) -> Report {
     }
     if wanted("sync") {
         outcomes.push(sync::sync(bins, &dir("sync"), plan.sync_files, &mut report).await);
+    }
+    if wanted("pg") {
+        match pg_url {
+            Some(url) => {
+                outcomes.push(
+                    writes::pg_transitions(
+                        url,
+                        &dir("pg-writes"),
+                        plan.pg_transitions,
+                        &mut report,
+                    )
+                    .await,
+                );
+                outcomes.push(
+                    live::cross_instance(bins, url, &dir("pg-live"), &plan.pg_live, &mut report)
+                        .await,
+                );
+            }
+            None => report.note(format!(
+                "PostgreSQL rows skipped: no cluster (pass --pg-url URL or set {PG_URL_ENV})"
+            )),
+        }
     }
     report
         .problems

@@ -1,5 +1,6 @@
 //! The servers under test, as processes of their own: the release
-//! `agentdeck` on a database in a scratch directory, and `bare_sse`.
+//! `agentdeck` on a database in a scratch directory (or on a PostgreSQL
+//! database several of them share), and `bare_sse`.
 
 use std::{
     collections::HashMap,
@@ -45,13 +46,34 @@ impl Agentdeck {
         port: u16,
         commit_log: bool,
     ) -> Result<Self, String> {
+        Self::launch(bins, dir, None, port, commit_log)
+    }
+
+    /// [`Agentdeck::start_logging`] on the PostgreSQL database `url` (any
+    /// number of instances may share it), its other files in `dir`.
+    pub fn start_postgres(
+        bins: &Binaries,
+        dir: &Path,
+        url: &str,
+        commit_log: bool,
+    ) -> Result<Self, String> {
+        Self::launch(bins, dir, Some(url), 0, commit_log)
+    }
+
+    fn launch(
+        bins: &Binaries,
+        dir: &Path,
+        database_url: Option<&str>,
+        port: u16,
+        commit_log: bool,
+    ) -> Result<Self, String> {
         for sub in ["claude", "codex"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
         }
         let mut command = Command::new(&bins.agentdeck);
         command
             .args(["serve", "--port", &port.to_string()])
-            .args(data_args(dir))
+            .args(data_args_on(dir, database_url))
             // Every page of the bench comes from one address.
             .args(["--max-streams", "8192", "--max-streams-per-client", "8192"])
             .env(
@@ -71,6 +93,11 @@ impl Agentdeck {
             .stderr(Stdio::piped());
         if let Some(site) = &bins.site_root {
             command.arg("--site-root").arg(site);
+        }
+        if database_url.is_some() {
+            // A PostgreSQL server keeps its URL and token files in the
+            // per-user data directory: one in `dir`, never the user's own.
+            command.env("XDG_DATA_HOME", dir.join("data"));
         }
         let mut child = command
             .spawn()
@@ -116,9 +143,14 @@ impl Drop for Agentdeck {
 
 /// The flags that put agentdeck's database and transcript folders in `dir`.
 pub fn data_args(dir: &Path) -> [std::ffi::OsString; 6] {
+    data_args_on(dir, None)
+}
+
+/// [`data_args`], on the database `url` when there is one.
+fn data_args_on(dir: &Path, url: Option<&str>) -> [std::ffi::OsString; 6] {
     [
         "--database-url".into(),
-        dir.join("agentdeck.db").into(),
+        url.map_or_else(|| dir.join("agentdeck.db").into(), Into::into),
         "--claude-projects".into(),
         dir.join("claude").into(),
         "--codex-sessions".into(),
