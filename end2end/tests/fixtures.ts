@@ -23,7 +23,7 @@ const READY_LINE = /agentdeck listening on (http:\/\/\S+)/;
 export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:41234 (no trailing slash). */
   url: string;
-  /** The SQLite file the server uses. */
+  /** The SQLite file the server uses (with `databaseUrl`, that URL). */
   dbPath: string;
   /** The directory holding dbPath. */
   dataDir: string;
@@ -61,6 +61,12 @@ export function makeTempDir(prefix = 'agentdeck-e2e-'): string {
 
 export interface StartOptions {
   dbPath?: string;
+  /**
+   * A PostgreSQL URL to pass as `--database-url` instead of a SQLite file.
+   * The server still gets a new temp data dir, and XDG_DATA_HOME points
+   * into it (where a PostgreSQL server keeps its token), unless `env` sets it.
+   */
+  databaseUrl?: string;
   port?: number;
   env?: Record<string, string>;
   /** More arguments after `serve …`, e.g. `['--token', 'T']`. */
@@ -82,7 +88,8 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
   }
   const ownsDataDir = !opts.dbPath;
   const dataDir = opts.dbPath ? path.dirname(path.resolve(opts.dbPath)) : makeTempDir();
-  const dbPath = opts.dbPath ? path.resolve(opts.dbPath) : path.join(dataDir, 'agentdeck.db');
+  const dbPath =
+    opts.databaseUrl ?? (opts.dbPath ? path.resolve(opts.dbPath) : path.join(dataDir, 'agentdeck.db'));
 
   // Transcript folders and the agents' settings default to empty ones in
   // the data dir, so a test server never reads the machine's real
@@ -93,6 +100,7 @@ export async function startServer(opts: StartOptions = {}): Promise<RunningServe
     AGENTDECK_CODEX_SESSIONS: path.join(dataDir, 'codex-sessions'),
     CLAUDE_CONFIG_DIR: path.join(dataDir, 'claude-config'),
     CODEX_HOME: path.join(dataDir, 'codex-home'),
+    ...(opts.databaseUrl ? { XDG_DATA_HOME: path.join(dataDir, 'data') } : {}),
     ...opts.env,
   };
   if (!env.AGENTDECK_SITE_ROOT) env.AGENTDECK_SITE_ROOT = AGENTDECK_SITE_ROOT;

@@ -206,6 +206,20 @@ impl DataArgs {
     }
 }
 
+/// A lease between 1 s and a day.
+fn parse_lease(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if (1.0..=86_400.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "{seconds} s is out of range: a lease is 1 s to 1 day"
+        ))
+    }
+}
+
 /// Whether `url` names a PostgreSQL database (either scheme, any case).
 fn is_postgres_url(url: &str) -> bool {
     url_scheme(url).is_some_and(|scheme| {
@@ -398,6 +412,13 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataArgs,
 
+    /// Seconds an instance's heartbeat stays good: another instance on the
+    /// same database interrupts this one's runs once it has been silent
+    /// (or unable to reach the database) this long.
+    #[arg(long, env = "AGENTDECK_LEASE", value_name = "SECONDS", default_value_t = 30.0,
+          value_parser = parse_lease)]
+    pub lease: f64,
+
     /// Address to listen on. The server runs commands for whoever can reach
     /// it, so it listens on loopback only unless told otherwise.
     #[arg(long, env = "AGENTDECK_BIND", default_value = "127.0.0.1")]
@@ -407,8 +428,9 @@ pub struct ServeArgs {
     #[arg(long, env = "AGENTDECK_PORT", default_value_t = 3000)]
     pub port: u16,
 
-    /// Directory holding the built site (`pkg/` with the WASM, JS and CSS)
-    /// [default: `site/` beside the binary's directory, i.e. target/site].
+    /// Directory holding the built site (`pkg/` with the WASM, JS and CSS),
+    /// served from disk [default: the site embedded in a release binary;
+    /// without one, `site/` beside the binary's directory, i.e. target/site].
     #[arg(long, env = "AGENTDECK_SITE_ROOT", value_name = "DIR")]
     pub site_root: Option<PathBuf>,
 
@@ -519,22 +541,23 @@ impl ServeArgs {
             codex_bin: self.codex_bin.clone(),
             run_timeout: Duration::from_secs(self.run_timeout),
             max_runs: self.max_runs,
+            timings: app::instance::Timings::with_lease(Duration::from_secs_f64(self.lease)),
             ..RunnerConfig::default()
         }
     }
 
-    /// The site directory: the flag, or `../site` relative to the binary
+    /// Where the site comes from: the flag's directory; else the copy
+    /// embedded in the binary; else `../site` relative to the binary
     /// (cargo-leptos puts the binary in `target/<profile>/` and the site in
     /// `target/site`), or `target/site` under the working directory.
-    pub fn site_root(&self) -> PathBuf {
-        if let Some(root) = &self.site_root {
-            return root.clone();
-        }
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.parent()?.join("site")))
-            .filter(|site| site.join("pkg").is_dir())
-            .unwrap_or_else(|| PathBuf::from("target/site"))
+    pub fn site(&self) -> crate::site::Site {
+        crate::site::Site::choose(self.site_root.clone(), || {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.parent()?.join("site")))
+                .filter(|site| site.join("pkg").is_dir())
+                .unwrap_or_else(|| PathBuf::from("target/site"))
+        })
     }
 }
 

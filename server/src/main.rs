@@ -13,6 +13,7 @@ mod hooks;
 mod notify;
 mod remote;
 mod routes;
+mod site;
 
 use access::TokenStore;
 use app::access::Access;
@@ -130,10 +131,17 @@ fn local_url(local: SocketAddr) -> String {
 /// `agentdeck hook` to find it.
 fn remember_url(data: &DataArgs, local: SocketAddr) {
     let Ok(dir) = data.data_dir() else { return };
-    if let Err(err) = std::fs::write(
-        dir.join(client::URL_FILE),
-        format!("{}\n", local_url(local)),
-    ) {
+    // With PostgreSQL nothing else may have made the directory yet.
+    let written =
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join(client::URL_FILE),
+                    format!("{}\n", local_url(local)),
+                )
+            });
+    if let Err(err) = written {
         tracing::warn!(%err, "cannot record the server's URL for agentdeck hook");
     }
 }
@@ -360,10 +368,13 @@ async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
     if interrupted > 0 {
         tracing::warn!(
             interrupted,
-            "marked runs left over by a previous server as interrupted"
+            "marked runs of instances that stopped as interrupted"
         );
     }
     tokio::spawn(Arc::clone(&runner).watchdog(app::run::runner::WATCHDOG_INTERVAL));
+    tokio::spawn(Arc::clone(&runner).keep_alive());
+    // Other instances' changes (and `agentdeck sync`'s) reach these pages too.
+    db.start_tailing();
     tokio::spawn(app::hook::store::watch_processes(
         db.clone(),
         app::hook::process::this_host(),
@@ -383,13 +394,11 @@ async fn serve(args: ServeArgs, user_umask: Mode) -> Result<(), Fatal> {
     let listener = socket.listen(LISTEN_BACKLOG)?;
     let local = listener.local_addr()?;
 
-    let site_root = args.site_root();
-    if !site_root.join("pkg").is_dir() {
-        tracing::warn!(site_root = %site_root.display(), "no pkg/ in the site root: pages will load without styles or interactivity; build with `cargo leptos build --release`");
-    }
+    let site = args.site();
+    site.log();
     let options = LeptosOptions::builder()
         .output_name("agentdeck")
-        .site_root(site_root.to_string_lossy().into_owned())
+        .site_root(site.leptos_root())
         .site_pkg_dir("pkg")
         .site_addr(local)
         .env(Env::PROD)

@@ -5,6 +5,7 @@ use crate::{
     access::{self, Guard},
     api::{self, ApiState},
     events,
+    site::{self, Site},
 };
 use app::{
     db::Db, error::AppError, notify::outbox::Outbox, run::runner::Runner, shell,
@@ -44,6 +45,7 @@ pub fn router(
     guard: Arc<Guard>,
 ) -> Router {
     let routes = generate_route_list(App);
+    let embedded_site = Site::of(&options.site_root) == Site::Embedded;
     let api_state = ApiState {
         db: db.clone(),
         runner: Arc::clone(&runner),
@@ -74,6 +76,13 @@ pub fn router(
         .with_state(options)
         .layer(middleware::from_fn(explain_failed_form_posts))
         .layer(CompressionLayer::new());
+    // Files of a site embedded in the binary are answered before any route,
+    // already compressed; the rest of the site root (none) gets the 404 page.
+    let pages = if embedded_site {
+        pages.layer(middleware::from_fn(site::serve_embedded))
+    } else {
+        pages
+    };
     // The event stream is left out of compression: it is never compressed,
     // yet the layer's body would still cost memory for every open page.
     // Layers run outermost (last) first: headers every answer gets, then

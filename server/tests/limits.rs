@@ -254,7 +254,7 @@ fn a_stream_without_since_starts_from_now_and_outlives_the_header_timeout() {
 #[test]
 fn a_database_url_with_another_scheme_is_refused_and_nothing_is_created() {
     let cwd = tempfile::tempdir().unwrap();
-    let url = "postgres://u:secret@h/db";
+    let url = "mysql://u:secret@h/db";
     let by_flag = |command: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_agentdeck"));
         c.args([command, "--database-url", url]);
@@ -287,8 +287,9 @@ fn a_database_url_with_another_scheme_is_refused_and_nothing_is_created() {
             .read_to_string(&mut stdout)
             .unwrap();
         assert_eq!(status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains("postgres://"), "{stderr}");
+        assert!(stderr.contains("mysql://"), "{stderr}");
         assert!(stderr.contains("SQLite file path"), "{stderr}");
+        assert!(stderr.contains("postgres://"), "what it speaks: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
         assert!(
             !stderr.contains("secret") && !stdout.contains("secret"),
