@@ -14,12 +14,10 @@ use nix::{
 };
 use serde_json::Value;
 use std::{
-    io::{BufRead, BufReader, Read},
-    net::TcpStream,
     sync::Arc,
     time::{Duration, Instant},
 };
-use support::Server;
+use support::{Events, Server};
 
 /// What a test prints when there is no cluster to run on.
 const SKIPPED: &str = "skipped: needs PostgreSQL (AGENTDECK_TEST_PG_URL)";
@@ -129,85 +127,6 @@ fn logs(a: &Server, b: &Server) -> String {
         a.stderr(),
         b.stderr()
     )
-}
-
-/// The events of one open `/api/events` stream, read from its body.
-struct Events {
-    body: BufReader<TcpStream>,
-    chunked: bool,
-    /// Decoded body text not yet split into events.
-    text: String,
-}
-
-impl Events {
-    fn open(server: &Server, query: &str) -> Self {
-        let (status, head, stream) = server.open_events(query, &[]);
-        assert_eq!(status, 200, "{head}");
-        let chunked = head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked");
-        Self {
-            body: BufReader::new(stream),
-            chunked,
-            text: String::new(),
-        }
-    }
-
-    /// The next event's data, as JSON (the read gives up after 10 s).
-    fn next(&mut self) -> Value {
-        loop {
-            if let Some(end) = self.text.find("\n\n") {
-                let event: String = self.text.drain(..end + 2).collect();
-                let data: Vec<&str> = event
-                    .lines()
-                    .filter_map(|line| line.strip_prefix("data: "))
-                    .collect();
-                if !data.is_empty() {
-                    return serde_json::from_str(&data.join("\n")).unwrap();
-                }
-                continue;
-            }
-            self.fill();
-        }
-    }
-
-    /// The next change-log entry (`{seq, session_id, reason, to_state, …}`),
-    /// skipping output lines.
-    fn next_change(&mut self) -> Value {
-        loop {
-            let event = self.next();
-            if let Some(change) = event.get("change") {
-                return change["change"].clone();
-            }
-            assert!(
-                event.get("reset").is_none(),
-                "the stream was reset: {event}"
-            );
-        }
-    }
-
-    /// Reads the next piece of the body into `text`.
-    fn fill(&mut self) {
-        let piece = if self.chunked {
-            let mut size = String::new();
-            self.body
-                .read_line(&mut size)
-                .expect("the stream went quiet");
-            let len = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
-            assert!(len > 0, "the stream ended");
-            let mut piece = vec![0; len + 2];
-            self.body.read_exact(&mut piece).unwrap();
-            piece.truncate(len);
-            piece
-        } else {
-            let mut piece = vec![0; 4096];
-            let n = self.body.read(&mut piece).expect("the stream went quiet");
-            assert!(n > 0, "the stream ended");
-            piece.truncate(n);
-            piece
-        };
-        self.text.push_str(&String::from_utf8(piece).unwrap());
-    }
 }
 
 /// The changes of a stream until session `id`'s entry with `reason`

@@ -4,94 +4,11 @@
 
 mod support;
 
-use serde_json::Value;
-use std::{
-    io::{BufRead, BufReader, Read},
-    net::TcpStream,
-    time::{Duration, Instant},
-};
-use support::Server;
+use std::time::{Duration, Instant};
+use support::{Events, Server};
 
 /// Prints line-1 … line-30, a tenth of a second apart.
 const SLOW_PRINT: &str = "for i in $(seq 1 30); do echo line-$i; sleep 0.1; done";
-
-/// The events of one open stream, read from its body (chunked or not).
-struct Events {
-    body: BufReader<TcpStream>,
-    chunked: bool,
-    /// Decoded body text not yet split into lines.
-    text: String,
-}
-
-impl Events {
-    fn open(server: &Server, query: &str) -> Self {
-        let (status, head, stream) = server.open_events(query, &[]);
-        assert_eq!(status, 200, "{head}");
-        let chunked = head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked");
-        Self {
-            body: BufReader::new(stream),
-            chunked,
-            text: String::new(),
-        }
-    }
-
-    /// The next event's data, as JSON.
-    fn next(&mut self) -> Value {
-        loop {
-            if let Some(end) = self.text.find("\n\n") {
-                let event: String = self.text.drain(..end + 2).collect();
-                let data: Vec<&str> = event
-                    .lines()
-                    .filter_map(|line| line.strip_prefix("data: "))
-                    .collect();
-                if !data.is_empty() {
-                    return serde_json::from_str(&data.join("\n")).unwrap();
-                }
-                continue;
-            }
-            self.fill();
-        }
-    }
-
-    /// The next output event's (run id, number, line), skipping others.
-    fn next_line(&mut self) -> (String, u64, String) {
-        loop {
-            let event = self.next();
-            if let Some(output) = event.get("output") {
-                return (
-                    output["run_id"].as_str().unwrap().to_owned(),
-                    output["n"].as_u64().unwrap(),
-                    output["line"].as_str().unwrap().to_owned(),
-                );
-            }
-        }
-    }
-
-    /// Reads the next piece of the body into `text`.
-    fn fill(&mut self) {
-        let piece = if self.chunked {
-            let mut size = String::new();
-            self.body
-                .read_line(&mut size)
-                .expect("the stream went quiet");
-            let len = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
-            assert!(len > 0, "the stream ended");
-            let mut piece = vec![0; len + 2];
-            self.body.read_exact(&mut piece).unwrap();
-            piece.truncate(len);
-            piece
-        } else {
-            let mut piece = vec![0; 4096];
-            let n = self.body.read(&mut piece).expect("the stream went quiet");
-            assert!(n > 0, "the stream ended");
-            piece.truncate(n);
-            piece
-        };
-        self.text.push_str(&String::from_utf8(piece).unwrap());
-    }
-}
 
 /// The stream's output lines until line-30, checked to be run `run`'s
 /// lines 1 to 30, in order, each once.

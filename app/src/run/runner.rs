@@ -399,15 +399,15 @@ impl Runner {
         }
         let mut last_beat = Instant::now();
         let mut stopped_for_outage = false;
+        // Every database call here is bounded: with the database gone, a
+        // connection attempt would wait for the pool's timeout and hold up
+        // the heartbeat that decides to stop the agents.
+        let bound = timings.heartbeat.max(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = closing.changed() => return,
                 _ = beat.tick() => {
-                    // Bounded: with the database gone, a connection attempt
-                    // would otherwise wait for the pool's timeout.
-                    let beaten = tokio::time::timeout(timings.heartbeat.max(Duration::from_secs(1)), self.heartbeat())
-                        .await
-                        .unwrap_or_else(|_| Err(AppError::Internal("the heartbeat timed out".into())));
+                    let beaten = bounded(bound, self.heartbeat()).await;
                     match beaten {
                         Ok(()) => {
                             last_beat = Instant::now();
@@ -424,12 +424,14 @@ impl Runner {
                     }
                 }
                 _ = reap.tick() => {
-                    if let Err(err) = self.interrupt_orphans().await {
+                    if let Err(err) = bounded(bound, self.interrupt_orphans()).await {
                         tracing::warn!(error = %err, "could not look for orphaned runs");
                     }
                 }
-                _ = poll.tick() => self.cancel_requested().await,
-                _ = self.db.cancel_wakeups().notified() => self.cancel_requested().await,
+                _ = poll.tick() => drop(bounded(bound, async { self.cancel_requested().await; Ok(()) }).await),
+                _ = self.db.cancel_wakeups().notified() => {
+                    drop(bounded(bound, async { self.cancel_requested().await; Ok(()) }).await)
+                }
             }
         }
     }
@@ -934,4 +936,16 @@ impl Runner {
             }
         }
     }
+}
+
+/// `work`, or an error once `limit` has passed.
+async fn bounded<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, AppError>>,
+) -> Result<T, AppError> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(AppError::Internal(format!(
+            "no answer from the database within {limit:?}"
+        )))
+    })
 }

@@ -493,3 +493,97 @@ pub fn binary() -> PathBuf {
 pub fn fake_claude() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/tests/fixtures/bin/claude")
 }
+
+/// The events of one open `/api/events` stream, read from its body
+/// (chunked or not).
+pub struct Events {
+    body: BufReader<TcpStream>,
+    chunked: bool,
+    /// Decoded body text not yet split into events.
+    text: String,
+}
+
+impl Events {
+    pub fn open(server: &Server, query: &str) -> Self {
+        let (status, head, stream) = server.open_events(query, &[]);
+        assert_eq!(status, 200, "{head}");
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        Self {
+            body: BufReader::new(stream),
+            chunked,
+            text: String::new(),
+        }
+    }
+
+    /// The next event's data, as JSON (the read gives up after 10 s).
+    pub fn next(&mut self) -> Value {
+        loop {
+            if let Some(end) = self.text.find("\n\n") {
+                let event: String = self.text.drain(..end + 2).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data: "))
+                    .collect();
+                if !data.is_empty() {
+                    return serde_json::from_str(&data.join("\n")).unwrap();
+                }
+                continue;
+            }
+            self.fill();
+        }
+    }
+
+    /// The next output event's (run id, number, line), skipping others.
+    pub fn next_line(&mut self) -> (String, u64, String) {
+        loop {
+            let event = self.next();
+            if let Some(output) = event.get("output") {
+                return (
+                    output["run_id"].as_str().unwrap().to_owned(),
+                    output["n"].as_u64().unwrap(),
+                    output["line"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+    }
+
+    /// The next change-log entry (`{seq, session_id, reason, to_state, …}`),
+    /// skipping output lines.
+    pub fn next_change(&mut self) -> Value {
+        loop {
+            let event = self.next();
+            if let Some(change) = event.get("change") {
+                return change["change"].clone();
+            }
+            assert!(
+                event.get("reset").is_none(),
+                "the stream was reset: {event}"
+            );
+        }
+    }
+
+    /// Reads the next piece of the body into `text`.
+    fn fill(&mut self) {
+        let piece = if self.chunked {
+            let mut size = String::new();
+            self.body
+                .read_line(&mut size)
+                .expect("the stream went quiet");
+            let len = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+            assert!(len > 0, "the stream ended");
+            let mut piece = vec![0; len + 2];
+            self.body.read_exact(&mut piece).unwrap();
+            piece.truncate(len);
+            piece
+        } else {
+            let mut piece = vec![0; 4096];
+            let n = self.body.read(&mut piece).expect("the stream went quiet");
+            assert!(n > 0, "the stream ended");
+            piece.truncate(n);
+            piece
+        };
+        self.text.push_str(&String::from_utf8(piece).unwrap());
+    }
+}
