@@ -17,7 +17,7 @@ use app::{
     },
     session, SessionState,
 };
-use common::fake_bin;
+use common::with_fake_agents;
 use std::{sync::Arc, time::Duration};
 use tempfile::TempDir;
 use tokio::time::{timeout, Instant};
@@ -60,13 +60,10 @@ impl Pair {
     async fn runner(&self, db: &Db, lease: Duration) -> Arc<Runner> {
         let runner = Runner::new(
             db.clone(),
-            RunnerConfig {
-                claude_bin: Some(fake_bin("claude")),
-                codex_bin: Some(fake_bin("codex")),
-                stop_grace: Duration::from_millis(500),
+            with_fake_agents(RunnerConfig {
                 timings: Timings::with_lease(lease),
                 ..RunnerConfig::default()
-            },
+            }),
         );
         runner.recover().await.unwrap();
         tokio::spawn(Arc::clone(&runner).keep_alive());

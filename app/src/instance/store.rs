@@ -193,16 +193,7 @@ pub fn owner_of(
     lease: Duration,
     run_id: &str,
 ) -> Result<Owner, AppError> {
-    let owner: Option<Option<String>> = runs::table
-        .find(run_id)
-        .filter(runs::ended_at.is_null())
-        .select(runs::owner_instance)
-        .first(conn)
-        .optional()?;
-    let Some(owner) = owner else {
-        return Ok(Owner::Gone);
-    };
-    let Some(owner) = owner else {
+    let Some(Some(owner)) = open_run_owner(conn, run_id)? else {
         return Ok(Owner::Gone);
     };
     if owner == me.id {
@@ -215,6 +206,17 @@ pub fn owner_of(
         },
         false => Owner::Gone,
     })
+}
+
+/// The recorded owner of run `run_id` while it is open: `None` when it has
+/// ended (or does not exist), `Some(None)` when it records no owner.
+pub fn open_run_owner(conn: &mut DbConn, run_id: &str) -> Result<Option<Option<String>>, AppError> {
+    Ok(runs::table
+        .find(run_id)
+        .filter(runs::ended_at.is_null())
+        .select(runs::owner_instance)
+        .first(conn)
+        .optional()?)
 }
 
 /// Asks the owner of run `run_id` to cancel it: the request is recorded on

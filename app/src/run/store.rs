@@ -302,12 +302,7 @@ fn is_open_and_owned(
     run_id: &str,
     owner: Option<&str>,
 ) -> Result<bool, AppError> {
-    let recorded: Option<Option<String>> = runs::table
-        .find(run_id)
-        .filter(runs::ended_at.is_null())
-        .select(runs::owner_instance)
-        .first(conn)
-        .optional()?;
+    let recorded = instance_store::open_run_owner(conn, run_id)?;
     Ok(recorded.is_some_and(|recorded| recorded.as_deref() == owner))
 }
 

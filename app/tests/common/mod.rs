@@ -49,6 +49,17 @@ pub fn fake_bin(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `config`, except that the runner starts the fake agents and stops runs
+/// after a short grace period.
+pub fn with_fake_agents(config: RunnerConfig) -> RunnerConfig {
+    RunnerConfig {
+        claude_bin: Some(fake_bin("claude")),
+        codex_bin: Some(fake_bin("codex")),
+        stop_grace: Duration::from_millis(500),
+        ..config
+    }
+}
+
 pub struct Fixture {
     /// Holds the database file and the project directory; removed on drop.
     pub dir: TempDir,
@@ -72,15 +83,7 @@ impl Fixture {
         let project_dir = dir.path().join("project");
         std::fs::create_dir(&project_dir).unwrap();
         let (db, scratch) = open_test_db(dir.path());
-        let runner = Runner::new(
-            db.clone(),
-            RunnerConfig {
-                claude_bin: Some(fake_bin("claude")),
-                codex_bin: Some(fake_bin("codex")),
-                stop_grace: Duration::from_millis(500),
-                ..config
-            },
-        );
+        let runner = Runner::new(db.clone(), with_fake_agents(config));
         let project = project::store::add(&db, project_dir.to_str().unwrap(), None)
             .await
             .unwrap();

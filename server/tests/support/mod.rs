@@ -153,6 +153,16 @@ pub struct Server {
     stdout: BufReader<ChildStdout>,
 }
 
+/// The value of header `name` (any case) in an HTTP head (status line,
+/// then header lines), if it was sent.
+pub fn header_in<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
 /// An HTTP answer: status, the head as sent (status line and headers) and
 /// the body.
 pub struct Reply {
@@ -164,12 +174,7 @@ pub struct Reply {
 impl Reply {
     /// The value of header `name` (any case), if it was sent.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+        header_in(&self.head, name)
     }
 
     /// The body as JSON (a JSON string holding the raw text when it is not).
