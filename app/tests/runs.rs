@@ -396,3 +396,23 @@ async fn codex_success_failure_and_resume() {
     assert_eq!(error_of(&failed), "model overloaded, try again later");
     assert_eq!(fx.agent_args(), "resume thread-fake-123\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_moment_a_run_is_seen_ended_is_accepted() {
+    let fx = Fixture::new().await;
+    let session = fx.session(AgentKind::Shell).await;
+    for i in 0..20 {
+        // The moment the end is committed (polled as fast as it goes), the
+        // runner may still be tidying the run up: the next send waits for
+        // that, it is not "busy".
+        let sent = fx.runner.send(&session.id, "true").await;
+        assert!(sent.is_ok(), "send {i}: {sent:?}");
+        loop {
+            let session = app::session::store::get(&fx.db, &session.id).await.unwrap();
+            if session.state != SessionState::Working {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}

@@ -89,6 +89,9 @@ struct ActiveRun {
     run_id: String,
     stop: watch::Sender<Option<Stop>>,
     done: watch::Receiver<bool>,
+    /// Its end is being recorded: once committed the session is free, so a
+    /// send waits for it rather than calling the session busy.
+    ending: bool,
 }
 
 /// The transition a stop from outside records.
@@ -201,25 +204,45 @@ impl Runner {
         let run_id = uuid::Uuid::new_v4().to_string();
         let (stop_tx, stop_rx) = watch::channel(None);
         let (done_tx, done_rx) = watch::channel(false);
-        {
-            let mut active = self.active_runs();
-            if active.contains_key(session_id) {
-                return Err(store::busy());
-            }
-            if active.len() >= self.config.max_runs {
-                return Err(AppError::TooMany(format!(
-                    "{} runs are in progress, the most this server runs at once (--max-runs {}): \
-                     wait for one to finish",
-                    active.len(),
-                    self.config.max_runs
-                )));
-            }
-            let run = ActiveRun {
-                run_id: run_id.clone(),
-                stop: stop_tx,
-                done: done_rx,
+        let (mut stop_tx, mut done_rx) = (Some(stop_tx), Some(done_rx));
+        let mut waited = false;
+        loop {
+            // The previous run's end, when it is being recorded right now.
+            let previous_ending = {
+                let mut active = self.active_runs();
+                match active.get(session_id) {
+                    Some(run) if run.ending && !waited => Some(run.done.clone()),
+                    Some(_) => return Err(store::busy()),
+                    None => {
+                        if active.len() >= self.config.max_runs {
+                            return Err(AppError::TooMany(format!(
+                                "{} runs are in progress, the most this server runs at once (--max-runs {}): \
+                                 wait for one to finish",
+                                active.len(),
+                                self.config.max_runs
+                            )));
+                        }
+                        let (Some(stop), Some(done)) = (stop_tx.take(), done_rx.take()) else {
+                            unreachable!("registered once")
+                        };
+                        let run = ActiveRun {
+                            run_id: run_id.clone(),
+                            stop,
+                            done,
+                            ending: false,
+                        };
+                        active.insert(session_id.to_owned(), run);
+                        None
+                    }
+                }
             };
-            active.insert(session_id.to_owned(), run);
+            let Some(mut done) = previous_ending else {
+                break;
+            };
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), done.wait_for(|finished| *finished))
+                    .await;
+            waited = true;
         }
         let (id, text, run) = (session_id.to_owned(), message.to_owned(), run_id.clone());
         let owner = self.instance.id.clone();
@@ -688,6 +711,9 @@ impl Runner {
         let clock = Instant::now();
         let (event, mut ending) = self.execute(&started, &mut stop).await;
         ending.duration_ms = i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX);
+        if let Some(run) = self.active_runs().get_mut(&started.session.id) {
+            run.ending = run.run_id == started.run_id;
+        }
         self.record_end(&started, event, ending).await;
         // After the end is recorded: a page opened before still shows the output.
         self.db.end_output(&started.session.id, &started.run_id);
